@@ -1,0 +1,98 @@
+"""Run Airflow with the project's DAGs, metadata database and connections.
+
+Airflow's metadata lives in its own database on the warehouse's server (never SQLite). The CLI runs
+`airflow dags test` in a subprocess so a run is a real DAG run recorded in that database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from crm_warehouse import settings
+from crm_warehouse.errors import WarehouseError
+
+SHOWN = re.compile(r"crm_warehouse|DAG TEST\] (starting|end)|DagRun Finished|Task failed|AirflowFailException|Error")
+
+
+def airflow_home() -> Path:
+    return settings.data_dir() / "airflow"
+
+
+def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
+    conns = conns or settings.connections()
+    meta = urlsplit(conns.airflow_metadata)
+    sqlalchemy_url = urlunsplit(("postgresql+psycopg2", meta.netloc, meta.path, meta.query, ""))
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(airflow_home()),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url,
+        "WAREHOUSE_DSN": conns.warehouse,
+        "CRM_SOURCE_DSN": conns.source,
+        "CRMWH_DATA_DIR": str(settings.data_dir()),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.PROJECT_ROOT / "plugins"),
+                                                     os.environ.get("PYTHONPATH")])),
+    }
+
+
+def airflow_executable() -> str:
+    candidate = Path(sys.executable).parent / "airflow"
+    if not candidate.exists():
+        raise WarehouseError("Airflow is not installed in this environment; run `make venv`.")
+    return str(candidate)
+
+
+def migrate_metadata(env: dict[str, str] | None = None) -> None:
+    airflow_home().mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([airflow_executable(), "db", "migrate"], env=env or airflow_env(),
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise WarehouseError("Airflow could not prepare its metadata database: "
+                             + _last_error(result.stdout + result.stderr))
+
+
+def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None) -> Path:
+    """Run one DAG in-process with `airflow dags test`; the full log goes to .data/logs/."""
+    logs = settings.data_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    log_path = logs / f"{dag_id}-{stamp}.log"
+    started = time.perf_counter()
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen([airflow_executable(), "dags", "test", dag_id], env=env or airflow_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        failed_state = False
+        for line in process.stdout:
+            log_file.write(line)
+            if SHOWN.search(line):
+                echo("  " + _compact(line))
+            if "DagRun Finished" in line and "state=failed" in line:
+                failed_state = True
+        code = process.wait()
+    if code != 0 or failed_state:
+        raise WarehouseError(f"DAG {dag_id} failed after {time.perf_counter() - started:.0f}s; full log: {log_path}")
+    echo(f"  {dag_id} succeeded in {time.perf_counter() - started:.1f}s (log: {log_path})")
+    return log_path
+
+
+def _compact(line: str) -> str:
+    """Airflow's structured log line reduced to its message."""
+    line = line.rstrip()
+    match = re.match(r"^\S+Z \[(\w+)\s*\] (.*?)(?:\s+\[[\w.]+\].*)?$", line)
+    return f"{match.group(1)}: {match.group(2)}" if match else line[:300]
+
+
+def _last_error(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,193 @@
+"""`crmwh`: the warehouse's command line.
+
+Exit codes: 0 success; 1 the pipeline ran and failed (held batch, failing dbt test); 2 a setup or
+usage problem (no warehouse reachable, port taken, missing source table), reported in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from crm_warehouse import settings
+from crm_warehouse.errors import WarehouseError
+
+EXIT_PIPELINE_FAILED = 1
+EXIT_SETUP_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return args.handler(args) or 0
+    except WarehouseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PIPELINE_FAILED if isinstance(exc, PipelineFailed) else EXIT_SETUP_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+class PipelineFailed(WarehouseError):
+    """The pipeline ran and failed; distinct from a setup problem for the exit code."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmwh", description="CRM analytics warehouse: load, gate, transform.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("init", cmd_init, "Start the embedded PostgreSQL if needed; create schemas and Airflow's database.")
+    sim = command("simulate", cmd_simulate, "Create and fill the simulated CRM source (drops it first).")
+    sim.add_argument("--scale", type=float, default=1.0, help="1 = about 10k customers and 100k orders")
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--days", type=int, default=730, help="days of history")
+    adv = command("advance", cmd_advance, "Move the simulated CRM forward in time.")
+    adv.add_argument("--days", type=int, default=1)
+    run = command("run", cmd_run, "Run crm_ingest then crm_transform as real Airflow DAG runs (airflow dags test).")
+    run.add_argument("--ingest-only", action="store_true")
+    command("status", cmd_status, "Show the latest batch of every CRM object and any held batches.")
+    demo = command("demo", cmd_demo, "Simulate a small CRM, run the whole pipeline, show what was built.")
+    demo.add_argument("--scale", type=float, default=0.1)
+    demo.add_argument("--seed", type=int, default=42)
+    command("stop", cmd_stop, "Stop the embedded PostgreSQL.")
+    docs = command("docs", cmd_docs, "Generate the dbt docs site and serve it.")
+    docs.add_argument("--port", type=int, default=8081)
+    docs.add_argument("--no-serve", action="store_true")
+    airflow = command("airflow", cmd_airflow, "Start the Airflow UI (airflow standalone) with the project's DAGs.")
+    airflow.add_argument("--port", type=int, default=8080)
+    command("env", cmd_env, "Print shell exports for using airflow, dbt and psql by hand.")
+    return parser
+
+
+def cmd_init(args) -> None:
+    from crm_warehouse import airflow_runner, warehouse
+
+    conns = settings.connections()
+    with warehouse.connect(conns.warehouse) as wh:
+        warehouse.init_warehouse(wh)
+    _ensure_database(conns.source, "CRM source")
+    airflow_runner.migrate_metadata(airflow_runner.airflow_env(conns))
+    where = "embedded PostgreSQL" if settings.uses_embedded_server() else "configured warehouse"
+    print(f"Warehouse ready on the {where}: {warehouse.safe_dsn(conns.warehouse)}")
+
+
+def cmd_simulate(args) -> None:
+    from crm_warehouse import simulator
+
+    conns = settings.connections()
+    _ensure_database(conns.source, "CRM source")
+    started = time.perf_counter()
+    counts = simulator.simulate(conns.source, scale=args.scale, seed=args.seed, days=args.days)
+    seconds = time.perf_counter() - started
+    total = sum(counts.values())
+    print(f"Simulated CRM: {total:,} rows in {len(counts)} tables in {seconds:.1f}s ({total / seconds:,.0f} rows/s)")
+
+
+def cmd_advance(args) -> None:
+    from crm_warehouse import simulator
+
+    counts = simulator.advance(settings.source_dsn(), days=args.days)
+    print(f"Advanced the CRM {args.days} day(s): {sum(counts.values()):,} rows inserted or updated")
+
+
+def cmd_run(args) -> None:
+    from crm_warehouse import airflow_runner
+
+    cmd_init(args)
+    env = airflow_runner.airflow_env()
+    dags = ["crm_ingest"] if args.ingest_only else ["crm_ingest", "crm_transform"]
+    for dag_id in dags:
+        print(f"Running {dag_id} ...")
+        try:
+            airflow_runner.dags_test(dag_id, env=env)
+        except WarehouseError as exc:
+            raise PipelineFailed(str(exc)) from None
+
+
+def cmd_status(args) -> None:
+    from crm_warehouse import status
+
+    status.print_status(settings.warehouse_dsn())
+
+
+def cmd_demo(args) -> None:
+    from crm_warehouse import status
+
+    started = time.perf_counter()
+    cmd_init(args)
+    args.days = 730
+    cmd_simulate(args)
+    cmd_run(argparse.Namespace(ingest_only=False))
+    status.print_demo_summary(settings.connections(), time.perf_counter() - started)
+
+
+def cmd_stop(args) -> None:
+    from crm_warehouse import embedded_postgres
+
+    print("Embedded PostgreSQL stopped." if embedded_postgres.stop() else "Embedded PostgreSQL was not running.")
+
+
+def cmd_docs(args) -> None:
+    from crm_warehouse import transform
+
+    index = transform.generate_docs()
+    print(f"dbt docs generated: {index}")
+    if not args.no_serve:
+        print(f"Serving on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
+        transform.run_dbt("docs", "serve", "--port", str(args.port), "--no-browser")
+
+
+def cmd_airflow(args) -> None:
+    import os
+
+    from crm_warehouse import airflow_runner
+
+    cmd_init(args)
+    env = airflow_runner.airflow_env()
+    env["AIRFLOW__API__PORT"] = str(args.port)
+    print(f"Starting Airflow on http://127.0.0.1:{args.port}; the admin password is printed below "
+          f"and kept in {airflow_runner.airflow_home()}. Ctrl-C stops it.")
+    os.execve(airflow_runner.airflow_executable(), ["airflow", "standalone"], env)
+
+
+def cmd_env(args) -> None:
+    import shlex
+
+    from crm_warehouse import airflow_runner, transform
+
+    env = {**airflow_runner.airflow_env(), **transform.dbt_env()}
+    keys = [k for k in env if k.startswith(("AIRFLOW", "DBT_PG", "WAREHOUSE", "CRM_", "CRMWH"))]
+    for key in sorted(keys):
+        print(f"export {key}={shlex.quote(env[key])}")
+
+
+def _ensure_database(dsn: str, role: str) -> None:
+    """Create the database named in dsn if it does not exist (needs rights on the server)."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    from crm_warehouse import warehouse
+
+    name = urlsplit(dsn).path.lstrip("/")
+    with warehouse.connect(settings.with_database(dsn, "postgres"), role=role) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            try:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            except psycopg.Error as exc:
+                raise WarehouseError(f"Cannot create the {role} database {name!r}: {exc}".strip()) from exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

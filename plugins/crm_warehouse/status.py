@@ -1,0 +1,89 @@
+"""What the warehouse holds, printed for people: batch status per object and the demo's summary."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+from crm_warehouse import settings, warehouse
+
+LATEST_BATCHES = """
+select distinct on (object_name)
+       object_name, batch_id, status, rows_extracted, rows_published, rows_quarantined,
+       watermark_to, coalesce(published_at, validated_at, landed_at, started_at) as at
+from ops.load_batches
+order by object_name, batch_id desc
+"""
+HELD = "select object_name, batch_id, rows_extracted, message from ops.load_batches where status = 'held' order by 2"
+MARTS = """
+select table_name from information_schema.tables
+where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1
+"""
+
+
+def print_status(dsn: str, console: Console | None = None) -> None:
+    console = console or Console()
+    with warehouse.connect(dsn) as conn:
+        if not conn.execute("select to_regclass('ops.load_batches')").fetchone()[0]:
+            console.print("Nothing loaded yet: run `crmwh run` (or `make demo`).")
+            return
+        table = Table(title="Latest batch per CRM object")
+        for column in ("object", "batch", "status", "extracted", "published", "quarantined", "watermark", "at"):
+            table.add_column(column, justify="right" if column in ("batch", "extracted", "published",
+                                                                  "quarantined") else "left")
+        for row in conn.execute(LATEST_BATCHES):
+            table.add_row(*[_fmt(value) for value in row])
+        console.print(table)
+        held = conn.execute(HELD).fetchall()
+        if held:
+            console.print(f"[bold red]{len(held)} held batch(es):[/]")
+            for name, batch_id, rows, message in held:
+                console.print(f"  {name} batch {batch_id} ({rows} rows): {message}")
+        else:
+            console.print("No held batches.")
+
+
+def mart_counts(dsn: str) -> dict[str, int]:
+    with warehouse.connect(dsn) as conn:
+        names = [row[0] for row in conn.execute(MARTS)]
+        return {
+            name: conn.execute(
+                sql.SQL("select count(*) from marts.{}").format(sql.Identifier(name))
+            ).fetchone()[0]
+            for name in names
+        }
+
+
+def print_demo_summary(conns: settings.Connections, seconds: float, console: Console | None = None) -> None:
+    console = console or Console()
+    counts = mart_counts(conns.warehouse)
+    table = Table(title="Marts built (schema marts)")
+    table.add_column("mart")
+    table.add_column("rows", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    parts = urlsplit(conns.warehouse)
+    password_hint = (f"PGPASSWORD=$(cat {settings.data_dir() / 'postgres.password'}) "
+                     if settings.uses_embedded_server() else "")
+    console.print(f"Demo finished in {seconds:.0f}s.\n")
+    console.print("Query the marts with any SQL client:")
+    console.print(f"  {password_hint}psql -h {parts.hostname} -p {parts.port} -U {parts.username} "
+                  f"-d {parts.path.lstrip('/')} -c 'select * from marts.mart_customer_ltv limit 10'")
+    console.print("Watch runs in the Airflow UI:   make airflow   (http://127.0.0.1:8080)")
+    console.print("Browse lineage in the dbt docs: make docs      (http://127.0.0.1:8081)")
+    console.print("Batch status per object:        .venv/bin/crmwh status")
+    console.print("Stop the embedded PostgreSQL:   make stop")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

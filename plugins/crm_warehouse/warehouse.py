@@ -1,0 +1,134 @@
+"""Connections to the warehouse and the DDL it needs: schemas, ledger, per-object landing/raw tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+from crm_warehouse.errors import WarehouseError
+
+SOURCE_SCHEMA = "crm"
+LANDING = "landing"
+RAW = "raw_crm"
+LOAD_COLUMNS = (("_batch_id", "bigint"), ("_extracted_at", "timestamptz"))
+
+
+def connect(dsn: str, *, autocommit: bool = True, role: str = "warehouse") -> psycopg.Connection:
+    """Open a connection, turning the usual failures into one line that says what to do.
+
+    Autocommit by default: every multi-statement change is an explicit `with conn.transaction()`.
+    """
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="crmwh")
+    except psycopg.OperationalError as exc:
+        raise WarehouseError(f"Cannot connect to the {role} database ({_safe(dsn)}): {_first_line(exc)}") from exc
+
+
+def init_warehouse(conn: psycopg.Connection) -> None:
+    ddl = resources.files("crm_warehouse").joinpath("sql/warehouse_init.sql").read_text()
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('crmwh.init'))")
+        conn.execute(ddl)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+
+
+def source_columns(source: psycopg.Connection, table: str) -> list[Column]:
+    rows = source.execute(
+        """
+        select a.attname, format_type(a.atttypid, a.atttypmod)
+        from pg_attribute a
+        join pg_class c on c.oid = a.attrelid
+        join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
+        order by a.attnum
+        """,
+        (SOURCE_SCHEMA, table),
+    ).fetchall()
+    if not rows:
+        raise WarehouseError(
+            f"The CRM source has no table {SOURCE_SCHEMA}.{table}. Create it as described in "
+            f"docs/source-contract.md, or run `crmwh simulate` to create a simulated CRM."
+        )
+    return [Column(name, type_) for name, type_ in rows]
+
+
+def table_columns(conn: psycopg.Connection, schema: str, table: str) -> list[Column]:
+    rows = conn.execute(
+        """
+        select a.attname, format_type(a.atttypid, a.atttypmod)
+        from pg_attribute a
+        where a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))
+          and a.attnum > 0 and not a.attisdropped
+        order by a.attnum
+        """,
+        (schema, table),
+    ).fetchall()
+    return [Column(name, type_) for name, type_ in rows]
+
+
+def ensure_object_tables(conn: psycopg.Connection, table: str, key: str, columns: list[Column]) -> None:
+    """Create landing.<table> (unlogged) and raw_crm.<table> with the source's columns plus load columns."""
+    definition = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type))
+        for c in [*columns, *(Column(n, t) for n, t in LOAD_COLUMNS)]
+    )
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"crmwh.ddl.{table}",))
+        conn.execute(
+            sql.SQL("create unlogged table if not exists {}.{} ({})").format(
+                sql.Identifier(LANDING), sql.Identifier(table), definition
+            )
+        )
+        conn.execute(
+            sql.SQL("create index if not exists {} on {}.{} (_batch_id)").format(
+                sql.Identifier(f"{table}_batch_idx"), sql.Identifier(LANDING), sql.Identifier(table)
+            )
+        )
+        conn.execute(
+            sql.SQL("create table if not exists {}.{} ({})").format(
+                sql.Identifier(RAW), sql.Identifier(table), definition
+            )
+        )
+        conn.execute(
+            sql.SQL("create index if not exists {} on {}.{} ({}, _batch_id)").format(
+                sql.Identifier(f"{table}_key_idx"), sql.Identifier(RAW), sql.Identifier(table), sql.Identifier(key)
+            )
+        )
+
+
+def add_columns(conn: psycopg.Connection, table: str, columns: list[Column]) -> None:
+    """A new source column is added to landing and raw (older rows read as null)."""
+    for schema in (LANDING, RAW):
+        for column in columns:
+            conn.execute(
+                sql.SQL("alter table {}.{} add column if not exists {} {}").format(
+                    sql.Identifier(schema), sql.Identifier(table), sql.Identifier(column.name), sql.SQL(column.type)
+                )
+            )
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _safe(dsn: str) -> str:
+    """A DSN with its password removed, fit for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+safe_dsn = _safe
