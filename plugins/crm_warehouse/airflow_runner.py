@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,6 +41,8 @@ def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
         "WAREHOUSE_DSN": conns.warehouse,
         "CRM_SOURCE_DSN": conns.source,
         "CRMWH_DATA_DIR": str(settings.data_dir()),
+        # airflow standalone starts its components as `airflow ...` found on PATH
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.PROJECT_ROOT / "plugins"),
                                                      os.environ.get("PYTHONPATH")])),
     }
@@ -66,7 +68,7 @@ def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None) -> 
     """Run one DAG in-process with `airflow dags test`; the full log goes to .data/logs/."""
     logs = settings.data_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     log_path = logs / f"{dag_id}-{stamp}.log"
     started = time.perf_counter()
     with log_path.open("w") as log_file:

@@ -1,6 +1,6 @@
 """Extract one CRM object incrementally, land it, gate it, publish it to raw_crm.
 
-One batch per (object, run): rows with updated_at in (watermark, cutoff] stream from the source
+One batch per (object, run): rows with updated_at in (watermark, run cutoff] stream from the source
 with binary COPY into the unlogged landing table, in the same transaction as the batch's ledger row.
 The load gate validates the batch in landing; a passing batch is published to the append-only
 raw table with one set-based INSERT ... SELECT, in the same transaction that records it and moves the
@@ -139,7 +139,13 @@ def _extract_to_landing(
             (obj.name, run_id, watermark_from, cutoff),
         ).fetchone()
         rows = _copy_batch(wh, source, obj, columns, batch_id, extracted_at, watermark_from, cutoff)
-        result = BatchResult(obj.name, "landed", batch_id, rows, 0, watermark_from, cutoff)
+        # The new watermark is the newest change actually extracted, not the cutoff: the source's
+        # timestamps may lag the source's clock (simulated history, replicas, batch imports).
+        watermark_to = wh.execute(
+            sql.SQL("select max(updated_at) from {}.{} where _batch_id = %s").format(
+                sql.Identifier(LANDING), sql.Identifier(obj.name)), (batch_id,)
+        ).fetchone()[0]
+        result = BatchResult(obj.name, "landed", batch_id, rows, 0, watermark_from, watermark_to)
         if rows == 0:
             result.status = "empty"
             result.batch_id = None
@@ -147,13 +153,13 @@ def _extract_to_landing(
         wh.execute(
             """
             update ops.load_batches set status = 'landed', rows_extracted = %s, landed_at = clock_timestamp(),
-                   extract_seconds = %s where batch_id = %s
+                   extract_seconds = %s, watermark_to = %s where batch_id = %s
             """,
-            (rows, round(time.perf_counter() - started, 3), batch_id),
+            (rows, round(time.perf_counter() - started, 3), watermark_to, batch_id),
         )
     if result.status == "landed":
         log.info("%s: batch %s landed %s rows (updated_at in (%s, %s])", obj.name, result.batch_id, rows,
-                 watermark_from, cutoff)
+                 watermark_from, result.watermark_to)
     return result
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +37,7 @@ class Finding:
 @dataclass
 class Verdict:
     findings: list[Finding] = field(default_factory=list)
-    validated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    validated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     expectations_run: int = 0
 
     @property
@@ -78,7 +78,8 @@ def validate_batch(obj: objects.CrmObject, batch_id: int) -> Verdict:
     if len(suite.expectations) != len(docs):
         raise ValueError(f"{obj.suite_path}: some expectations are not valid GX expectations")
     query = f'select * from "{LANDING}"."{obj.name}" where _batch_id = {int(batch_id)}'
-    asset = _datasource().add_query_asset(name=f"{obj.name}_batch_{batch_id}", query=query)
+    datasource = _datasource(_sqlalchemy_url())
+    asset = datasource.add_query_asset(name=f"{obj.name}_batch_{batch_id}", query=query)
     try:
         batch = asset.add_batch_definition_whole_table("batch").get_batch()
         result = batch.validate(
@@ -90,7 +91,7 @@ def validate_batch(obj: objects.CrmObject, batch_id: int) -> Verdict:
             },
         )
     finally:
-        _datasource().delete_asset(asset.name)
+        datasource.delete_asset(asset.name)
     verdict = Verdict(expectations_run=len(result.results))
     for outcome in sorted(result.results, key=lambda r: r.expectation_config.meta["rule_index"]):
         if not outcome.success:
@@ -128,14 +129,14 @@ def _exception_message(outcome) -> str | None:
 
 
 @cache
-def _datasource():
-    """One ephemeral GX context and Postgres data source per process."""
+def _datasource(url: str):
+    """One ephemeral GX context and Postgres data source per process and warehouse."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return context.data_sources.add_postgres(name="warehouse", connection_string=_sqlalchemy_url())
+    return context.data_sources.add_postgres(name="warehouse", connection_string=url)
 
 
 def _sqlalchemy_url() -> str:

@@ -10,7 +10,7 @@ create table if not exists ops.load_batches (
     run_id              text not null,
     status              text not null check (status in ('extracting', 'landed', 'published', 'held', 'failed')),
     watermark_from      timestamptz,            -- exclusive; null on the first load
-    watermark_to        timestamptz not null,   -- inclusive
+    watermark_to        timestamptz not null,   -- inclusive: the newest updated_at in the batch
     rows_extracted      bigint,
     rows_published      bigint not null default 0,
     rows_quarantined    bigint not null default 0,
