@@ -43,6 +43,9 @@ status: $(STAMP)
 stop:  ## stop the embedded PostgreSQL
 	@if [ -x $(BIN)/crmwh ]; then $(BIN)/crmwh stop; else echo "Nothing to stop (no .venv)."; fi
 
+bench: $(STAMP)  ## benchmarks against same-run baselines; BENCH_ARGS="--quick" for the smoke test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check plugins dags tests bench
 

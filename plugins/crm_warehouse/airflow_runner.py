@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 from crm_warehouse import settings
 from crm_warehouse.errors import WarehouseError
 
-SHOWN = re.compile(r"crm_warehouse|DAG TEST\] (starting|end)|DagRun Finished|Task failed|AirflowFailException|Error")
+# What the CLI echoes of `airflow dags test`: the package's own log lines and failures; dbt only in summary.
+SHOWN = re.compile(r"\[crm_warehouse|Task failed|AirflowFailException|Error|state=failed")
+DBT_DETAIL = re.compile(r"dbt: (?!.*(Done\.|Finished running|ERROR|FAIL|WARN))")
 
 
 def airflow_home() -> Path:
@@ -49,10 +52,12 @@ def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
 
 
 def airflow_executable() -> str:
+    """The airflow beside this Python (the project's venv), else the one on PATH (official image)."""
     candidate = Path(sys.executable).parent / "airflow"
-    if not candidate.exists():
+    found = str(candidate) if candidate.exists() else shutil.which("airflow")
+    if not found:
         raise WarehouseError("Airflow is not installed in this environment; run `make venv`.")
-    return str(candidate)
+    return found
 
 
 def migrate_metadata(env: dict[str, str] | None = None) -> None:
@@ -77,7 +82,7 @@ def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None) -> 
         failed_state = False
         for line in process.stdout:
             log_file.write(line)
-            if SHOWN.search(line):
+            if SHOWN.search(line) and not DBT_DETAIL.search(line):
                 echo("  " + _compact(line))
             if "DagRun Finished" in line and "state=failed" in line:
                 failed_state = True

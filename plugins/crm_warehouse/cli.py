@@ -18,6 +18,10 @@ EXIT_PIPELINE_FAILED = 1
 EXIT_SETUP_ERROR = 2
 
 
+class PipelineFailed(WarehouseError):
+    """The pipeline ran and failed; distinct from a setup problem for the exit code."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -30,10 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-class PipelineFailed(WarehouseError):
-    """The pipeline ran and failed; distinct from a setup problem for the exit code."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_init(args) -> None:
+def cmd_init(args, quiet: bool = False) -> None:
     from crm_warehouse import airflow_runner, warehouse
 
     conns = settings.connections()
@@ -78,7 +78,8 @@ def cmd_init(args) -> None:
     _ensure_database(conns.source, "CRM source")
     airflow_runner.migrate_metadata(airflow_runner.airflow_env(conns))
     where = "embedded PostgreSQL" if settings.uses_embedded_server() else "configured warehouse"
-    print(f"Warehouse ready on the {where}: {warehouse.safe_dsn(conns.warehouse)}")
+    if not quiet:
+        print(f"Warehouse ready on the {where}: {warehouse.safe_dsn(conns.warehouse)}")
 
 
 def cmd_simulate(args) -> None:
@@ -103,7 +104,7 @@ def cmd_advance(args) -> None:
 def cmd_run(args) -> None:
     from crm_warehouse import airflow_runner
 
-    cmd_init(args)
+    cmd_init(args, quiet=getattr(args, "quiet_init", False))
     env = airflow_runner.airflow_env()
     dags = ["crm_ingest"] if args.ingest_only else ["crm_ingest", "crm_transform"]
     for dag_id in dags:
@@ -127,7 +128,7 @@ def cmd_demo(args) -> None:
     cmd_init(args)
     args.days = 730
     cmd_simulate(args)
-    cmd_run(argparse.Namespace(ingest_only=False))
+    cmd_run(argparse.Namespace(ingest_only=False, quiet_init=True))
     status.print_demo_summary(settings.connections(), time.perf_counter() - started)
 
 

@@ -158,8 +158,7 @@ def _extract_to_landing(
             (rows, round(time.perf_counter() - started, 3), watermark_to, batch_id),
         )
     if result.status == "landed":
-        log.info("%s: batch %s landed %s rows (updated_at in (%s, %s])", obj.name, result.batch_id, rows,
-                 watermark_from, result.watermark_to)
+        log.debug("%s: batch %s landed %s rows", obj.name, result.batch_id, rows)
     return result
 
 
@@ -245,7 +244,9 @@ def _gate_and_publish(wh: psycopg.Connection, obj: objects.CrmObject, columns: l
     result.status, result.rows_published = "published", published
     for warning in verdict.warnings:
         log.warning("%s: batch %s warning: %s", obj.name, result.batch_id, warning)
-    log.info("%s: batch %s published %s rows to %s.%s", obj.name, result.batch_id, published, RAW, obj.name)
+    log.info("%s: batch %s: %s rows changed in (%s, %s], gate passed (%d checks, %.1fs), published to %s.%s",
+             obj.name, result.batch_id, published, result.watermark_from or "start", result.watermark_to,
+             verdict.expectations_run, validate_seconds, RAW, obj.name)
 
 
 def _hold(wh, name: str, result: BatchResult, verdict, validate_seconds: float) -> None:

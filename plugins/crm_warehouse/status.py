@@ -69,14 +69,15 @@ def print_demo_summary(conns: settings.Connections, seconds: float, console: Con
     parts = urlsplit(conns.warehouse)
     password_hint = (f"PGPASSWORD=$(cat {settings.data_dir() / 'postgres.password'}) "
                      if settings.uses_embedded_server() else "")
-    console.print(f"Demo finished in {seconds:.0f}s.\n")
-    console.print("Query the marts with any SQL client:")
-    console.print(f"  {password_hint}psql -h {parts.hostname} -p {parts.port} -U {parts.username} "
-                  f"-d {parts.path.lstrip('/')} -c 'select * from marts.mart_customer_ltv limit 10'")
-    console.print("Watch runs in the Airflow UI:   make airflow   (http://127.0.0.1:8080)")
-    console.print("Browse lineage in the dbt docs: make docs      (http://127.0.0.1:8081)")
-    console.print("Batch status per object:        .venv/bin/crmwh status")
-    console.print("Stop the embedded PostgreSQL:   make stop")
+    # plain print: these are commands to copy, so rich must not wrap them
+    print(f"Demo finished in {seconds:.0f}s.\n")
+    print("Query the marts with any SQL client:")
+    print(f"  {password_hint}psql -h {parts.hostname} -p {parts.port} -U {parts.username} "
+          f"-d {parts.path.lstrip('/')} -c 'select * from marts.mart_customer_ltv limit 10'")
+    print("Watch runs in the Airflow UI:   make airflow   (http://127.0.0.1:8080)")
+    print("Browse lineage in the dbt docs: make docs      (http://127.0.0.1:8081)")
+    print("Batch status per object:        .venv/bin/crmwh status")
+    print("Stop the embedded PostgreSQL:   make stop")
 
 
 def _fmt(value) -> str:

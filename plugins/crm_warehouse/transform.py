@@ -45,7 +45,8 @@ def dbt_executable() -> str:
 def run_dbt(*args: str, warehouse_dsn: str | None = None) -> None:
     """Run one dbt command, streaming its output to the log; raise with dbt's own summary on failure."""
     env = {**os.environ, **dbt_env(warehouse_dsn), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    command = [dbt_executable(), *args, "--project-dir", str(project_dir()), "--profiles-dir", str(project_dir())]
+    command = [dbt_executable(), "--no-use-colors", *args,
+               "--project-dir", str(project_dir()), "--profiles-dir", str(project_dir())]
     log.info("Running: dbt %s", " ".join(args))
     process = subprocess.Popen(command, env=env, cwd=project_dir(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)

@@ -1,0 +1,177 @@
+"""`make bench`: the pipeline measured against baselines run in the same process on the same server.
+
+Scenarios measured so far (the rest of issue 6 builds on this harness):
+  simulator   rows/s written by `simulate` at the given scale
+  raw_load    the project's extract + land + publish of every CRM object (gate excluded) against a plain
+              `COPY ... TO STDOUT` piped into `COPY ... FROM STDIN` of the same rows into the same DDL
+  gate        GX validation time of every batch, as a share of extract + gate + publish
+
+Writes bench/results/<date>-<scale>.json and docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from crm_warehouse import extract_load, objects, settings, simulator, warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_SOURCE_DB = "bench_crm"
+BENCH_WAREHOUSE_DB = "bench_warehouse"
+BASELINE_SCHEMA = "bench_copy_baseline"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="a tiny scale: checks the harness works")
+    args = parser.parse_args()
+    scale = 0.02 if args.quick else args.scale
+    base = settings.warehouse_dsn()
+    source_dsn = settings.with_database(base, BENCH_SOURCE_DB)
+    warehouse_dsn = settings.with_database(base, BENCH_WAREHOUSE_DB)
+    for dsn in (source_dsn, warehouse_dsn):
+        _recreate_database(dsn)
+
+    results = {"scale": scale, "quick": args.quick, "measured_at": datetime.now(timezone.utc).isoformat(),
+               "machine": _machine(), "server_version": _server_version(base)}
+    results["simulator"] = bench_simulator(source_dsn, scale)
+    results["raw_load"], results["gate"] = bench_raw_load(source_dsn, warehouse_dsn)
+    _write(results)
+
+
+def bench_simulator(source_dsn: str, scale: float) -> dict:
+    started = time.perf_counter()
+    counts = simulator.simulate(source_dsn, scale=scale, seed=42, quiet=True)
+    seconds = time.perf_counter() - started
+    rows = sum(counts.values())
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_second": round(rows / seconds),
+            "target_rows_per_second": 100_000}
+
+
+def bench_raw_load(source_dsn: str, warehouse_dsn: str) -> tuple[dict, dict]:
+    """Baseline first, then the project's load, into the same DDL on the same server."""
+    baseline = _copy_baseline(source_dsn, warehouse_dsn)
+    import os
+
+    os.environ["WAREHOUSE_DSN"], os.environ["CRM_SOURCE_DSN"] = warehouse_dsn, source_dsn
+    started = time.perf_counter()
+    for tier in objects.load_tiers():
+        for name in tier:
+            extract_load.load_object(name, "bench")
+    wall = time.perf_counter() - started
+    with warehouse.connect(warehouse_dsn) as wh:
+        rows, extract_s, validate_s, publish_s, raw_bytes = wh.execute(
+            "select sum(rows_published), sum(extract_seconds), sum(validate_seconds), sum(publish_seconds), "
+            "(select sum(pg_total_relation_size(c.oid)) from pg_class c join pg_namespace n "
+            " on n.oid = c.relnamespace where n.nspname = 'raw_crm' and c.relkind = 'r') "
+            "from ops.load_batches where run_id = 'bench'"
+        ).fetchone()
+    load_seconds = float(extract_s + publish_s)
+    # MB/s over the same bytes as the baseline (the rows' COPY text size), so the two compare
+    project = {"rows": int(rows), "seconds": round(load_seconds, 2),
+               "rows_per_second": round(int(rows) / load_seconds),
+               "mb_per_second": round(baseline["bytes"] / 1e6 / load_seconds, 1),
+               "raw_crm_bytes_on_disk": int(raw_bytes)}
+    ratio = project["rows_per_second"] / baseline["rows_per_second"]
+    raw_load = {"copy_baseline": baseline, "project": project, "ratio_to_copy": round(ratio, 3),
+                "target_ratio_to_copy": 0.7}
+    gate = {"validate_seconds": round(float(validate_s), 2), "wall_seconds": round(wall, 2),
+            "share_of_load_wall_time": round(float(validate_s) / wall, 3)}
+    return raw_load, gate
+
+
+def _copy_baseline(source_dsn: str, warehouse_dsn: str) -> dict:
+    """The ceiling: every source table piped with plain COPY into an identical, logged table."""
+    total_rows, total_bytes, started = 0, 0, time.perf_counter()
+    with psycopg.connect(source_dsn, autocommit=True) as src, psycopg.connect(warehouse_dsn, autocommit=True) as wh:
+        wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(BASELINE_SCHEMA)))
+        wh.execute(sql.SQL("create schema {}").format(sql.Identifier(BASELINE_SCHEMA)))
+        for name in objects.all_objects():
+            columns = warehouse.source_columns(src, name)
+            ddl = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in columns)
+            target = sql.SQL("{}.{}").format(sql.Identifier(BASELINE_SCHEMA), sql.Identifier(name))
+            wh.execute(sql.SQL("create table {} ({})").format(target, ddl))
+            with src.cursor() as out, wh.cursor() as into:
+                with out.copy(sql.SQL("copy crm.{} to stdout").format(sql.Identifier(name))) as reader, \
+                        into.copy(sql.SQL("copy {} from stdin").format(target)) as writer:
+                    for chunk in reader:
+                        total_bytes += len(chunk)
+                        writer.write(chunk)
+                total_rows += into.rowcount
+    seconds = time.perf_counter() - started
+    return {"rows": total_rows, "bytes": total_bytes, "seconds": round(seconds, 2),
+            "rows_per_second": round(total_rows / seconds), "mb_per_second": round(total_bytes / 1e6 / seconds, 1)}
+
+
+def _recreate_database(dsn: str) -> None:
+    name = dsn.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(settings.with_database(dsn, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+
+
+def _server_version(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("show server_version").fetchone()[0]
+
+
+def _machine() -> dict:
+    import os
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def _write(results: dict) -> None:
+    # a quick run only proves the harness works: keep its figures out of the recorded results
+    folder = settings.data_dir() / "bench" if results["quick"] else ROOT / "bench" / "results"
+    out = folder / f"{date.today().isoformat()}-{results['scale']:g}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    table = _markdown(results)
+    print(table)
+    print(f"\nResults: {out}")
+    if not results["quick"]:
+        (ROOT / "docs" / "benchmarks.md").write_text(_page(results, table, out))
+
+
+def _markdown(r: dict) -> str:
+    raw, sim, gate = r["raw_load"], r["simulator"], r["gate"]
+    rows = [
+        ("simulator", f"{sim['rows']:,}", f"{sim['rows_per_second']:,} rows/s", "≥ 100,000 rows/s"),
+        ("plain COPY pipe (baseline)", f"{raw['copy_baseline']['rows']:,}",
+         f"{raw['copy_baseline']['rows_per_second']:,} rows/s, {raw['copy_baseline']['mb_per_second']} MB/s", ""),
+        ("project extract + land + publish", f"{raw['project']['rows']:,}",
+         f"{raw['project']['rows_per_second']:,} rows/s, {raw['project']['mb_per_second']} MB/s",
+         f"ratio to COPY {raw['ratio_to_copy']} (target ≥ 0.7)"),
+        ("load gate (GX)", "", f"{gate['validate_seconds']} s of {gate['wall_seconds']} s load wall time",
+         f"share {gate['share_of_load_wall_time']}"),
+    ]
+    lines = ["| scenario | rows | measured | vs target |", "| --- | --- | --- | --- |"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    return "\n".join(lines)
+
+
+def _page(r: dict, table: str, out: Path) -> str:
+    return f"""# Benchmarks
+
+Latest figures, scale {r['scale']:g}, measured {r['measured_at'][:10]} on {r['machine']['cpus']} CPUs,
+PostgreSQL {r['server_version']}. Every ratio is against a baseline run in the same process on the same
+server, because these machines are noisy. Raw results: `{out.relative_to(ROOT)}`.
+
+{table}
+
+Reproduce: `make bench` (scale 10) or `make bench BENCH_ARGS="--scale 1"`; `--quick` is the smoke test CI runs.
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""The benchmark harness runs end to end at a tiny scale (no timing assertions: figures are for make bench)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from crm_warehouse import settings
+
+
+def test_quick_benchmark_writes_its_results(embedded):
+    result = subprocess.run([sys.executable, str(settings.PROJECT_ROOT / "bench" / "run.py"), "--quick"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = sorted((settings.data_dir() / "bench").glob("*-0.02.json"))[-1]
+    figures = json.loads(out.read_text())
+    assert figures["raw_load"]["project"]["rows"] == figures["raw_load"]["copy_baseline"]["rows"] > 0
+    assert figures["simulator"]["rows"] == figures["raw_load"]["project"]["rows"]
+    assert 0 < figures["gate"]["share_of_load_wall_time"] < 1
