@@ -15,7 +15,7 @@ import argparse
 import json
 import platform
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -41,7 +41,7 @@ def main() -> None:
     for dsn in (source_dsn, warehouse_dsn):
         _recreate_database(dsn)
 
-    results = {"scale": scale, "quick": args.quick, "measured_at": datetime.now(timezone.utc).isoformat(),
+    results = {"scale": scale, "quick": args.quick, "measured_at": datetime.now(UTC).isoformat(),
                "machine": _machine(), "server_version": _server_version(base)}
     results["simulator"] = bench_simulator(source_dsn, scale)
     results["raw_load"], results["gate"] = bench_raw_load(source_dsn, warehouse_dsn)
