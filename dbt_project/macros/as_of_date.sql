@@ -1,0 +1,14 @@
+{#-
+    The date a mart is computed as of: the dbt var as_of_date ('YYYY-MM-DD') when given, else the
+    latest loaded day (pass the latest_loaded_date column of int_loaded_dates__summarized).
+    Resolved in each mart rather than stored upstream, so `dbt build -s marts --vars ...` applies
+    the var without rebuilding anything else.
+-#}
+{% macro as_of_date(latest_loaded_date_column) -%}
+    {%- set given = var('as_of_date', none) -%}
+    {%- if given -%}
+        {{ dbt.safe_cast("'" ~ given ~ "'", api.Column.translate_type('date')) }}
+    {%- else -%}
+        {{ latest_loaded_date_column }}
+    {%- endif -%}
+{%- endmacro %}

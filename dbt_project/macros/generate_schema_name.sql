@@ -1,0 +1,8 @@
+{#- custom schemas are used verbatim (staging, intermediate, core, marts), not prefixed with the target schema -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}
+        {{ target.schema }}
+    {%- else -%}
+        {{ custom_schema_name | trim }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,84 @@
+with
+
+orders as (
+
+    select * from {{ ref('stg_crm__orders') }}
+
+),
+
+order_lines as (
+
+    select * from {{ ref('int_order_lines__converted') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('int_fx_rates__filled_daily') }}
+
+),
+
+order_totals as (
+
+    -- deleted lines do not count towards the order
+    select
+        order_id,
+        count(*) as line_count,
+        sum(quantity) as item_quantity,
+        sum(gross_amount) as gross_amount,
+        sum(discount_amount) as discount_amount,
+        sum(net_amount) as net_amount,
+        sum(gross_amount_reporting) as gross_amount_reporting,
+        sum(discount_amount_reporting) as discount_amount_reporting,
+        sum(net_amount_reporting) as net_amount_reporting
+    from order_lines
+    where not is_deleted
+    group by order_id
+
+),
+
+final as (
+
+    select
+        orders.order_id,
+        orders.order_number,
+        orders.customer_id,
+        orders.ordered_at,
+        orders.ordered_date,
+        orders.order_status,
+        orders.sales_channel,
+        coalesce(order_totals.line_count, 0) as line_count,
+        coalesce(order_totals.item_quantity, 0) as item_quantity,
+        orders.currency_code,
+        coalesce(order_totals.gross_amount, 0) as gross_amount,
+        coalesce(order_totals.discount_amount, 0) as discount_amount,
+        coalesce(order_totals.net_amount, 0) as net_amount,
+        {{ reporting_currency() }} as reporting_currency,
+        fx_rates.fx_rate_to_reporting,
+        -- an order without lines is worth 0, but stays null without an FX rate (caught by not_null tests)
+        case
+            when fx_rates.fx_rate_to_reporting is not null
+                then coalesce(order_totals.gross_amount_reporting, 0)
+        end as gross_amount_reporting,
+        case
+            when fx_rates.fx_rate_to_reporting is not null
+                then coalesce(order_totals.discount_amount_reporting, 0)
+        end as discount_amount_reporting,
+        case
+            when fx_rates.fx_rate_to_reporting is not null
+                then coalesce(order_totals.net_amount_reporting, 0)
+        end as net_amount_reporting,
+        orders.order_status = 'cancelled' as is_cancelled,
+        orders.is_deleted,
+        -- the revenue rule: an order counts when it is neither cancelled nor deleted
+        orders.order_status <> 'cancelled' and not orders.is_deleted as is_revenue_order
+    from orders
+    left join order_totals
+        on order_totals.order_id = orders.order_id
+    left join fx_rates
+        on fx_rates.currency_code = orders.currency_code
+        and fx_rates.rate_date = orders.ordered_date
+
+)
+
+select * from final

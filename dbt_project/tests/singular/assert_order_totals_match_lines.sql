@@ -1,0 +1,34 @@
+-- an order's reporting net amount is the sum of its non-deleted converted lines
+with
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+line_totals as (
+
+    select
+        order_id,
+        sum(net_amount_reporting) as net_amount_reporting
+    from {{ ref('fct_order_lines') }}
+    where not is_deleted
+    group by order_id
+
+),
+
+final as (
+
+    select
+        orders.order_id,
+        orders.net_amount_reporting,
+        line_totals.net_amount_reporting as line_net_amount_reporting
+    from orders
+    left join line_totals
+        on line_totals.order_id = orders.order_id
+    where orders.net_amount_reporting <> coalesce(line_totals.net_amount_reporting, 0)
+
+)
+
+select * from final
