@@ -152,6 +152,7 @@ def _run(program: str, *args: str) -> subprocess.CompletedProcess:
     if user:
         _ensure_system_user()
         _hand_to_system_user(pgdata())
+        _make_traversable(bin_dir())
     result = subprocess.run(
         [str(bin_dir() / program), *args],
         user=user,
@@ -182,12 +183,19 @@ def _hand_to_system_user(path: Path) -> None:
 
     _ensure_system_user()
     entry = pwd.getpwnam(SYSTEM_USER)
-    for parent in path.resolve().parents:
-        parent.chmod(parent.stat().st_mode | 0o011)
+    _make_traversable(path)
     os.chown(path, entry.pw_uid, entry.pw_gid)
     if path.is_dir() and path.stat().st_uid != entry.pw_uid:
         for child in path.rglob("*"):
             os.chown(child, entry.pw_uid, entry.pw_gid)
+
+
+def _make_traversable(path: Path) -> None:
+    """Let other users pass through every folder above path (a fresh `mktemp -d` clone is 0700)."""
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if mode & 0o011 != 0o011:
+            parent.chmod(mode | 0o011)
 
 
 def _port_in_use(port: int) -> bool:
