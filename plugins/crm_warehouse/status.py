@@ -24,8 +24,15 @@ where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1
 """
 
 
+def _console() -> Console:
+    """Rich wraps to 80 columns when piped; status tables are read in logs and CI too."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def print_status(dsn: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     with warehouse.connect(dsn) as conn:
         if not conn.execute("select to_regclass('ops.load_batches')").fetchone()[0]:
             console.print("Nothing loaded yet: run `crmwh run` (or `make demo`).")
@@ -58,7 +65,7 @@ def mart_counts(dsn: str) -> dict[str, int]:
 
 
 def print_demo_summary(conns: settings.Connections, seconds: float, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     counts = mart_counts(conns.warehouse)
     table = Table(title="Marts built (schema marts)")
     table.add_column("mart")
@@ -84,7 +91,7 @@ def _fmt(value) -> str:
     if value is None:
         return ""
     if hasattr(value, "strftime"):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
