@@ -1,0 +1,85 @@
+"""BG/NBD purchase model (Fader, Hardie & Lee 2005, "Counting your customers the easy way").
+
+While alive, a customer buys at Poisson rate lambda ~ Gamma(r, alpha); after each repeat purchase they
+drop out for good with probability p ~ Beta(a, b). Per customer we observe x repeat purchases (frequency),
+the time of the last one t_x (recency, from the first purchase) and the age T; all times in one unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from crm_warehouse.predictive.fitting import ArrayLike, as_arrays, fit_log_params
+
+
+@dataclass(frozen=True)
+class BgNbdParams:
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float = float("nan")
+    n_customers: int = 0
+
+
+def log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Per-customer log-likelihood (paper eq. 6), each term kept in log space."""
+    r, alpha, a, b = params
+    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+    common += special.betaln(a, b + x) - special.betaln(a, b)
+    alive = -(r + x) * np.log(alpha + T)
+    repeat = x > 0
+    # the "dropped out after the last purchase" branch exists only for repeat buyers
+    dropped = np.full_like(alive, -np.inf)
+    xr = x[repeat]
+    dropped[repeat] = np.log(a) - np.log(b + xr - 1) - (r + xr) * np.log(alpha + t_x[repeat])
+    return common + np.logaddexp(alive, dropped)
+
+
+def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> BgNbdParams:
+    """Maximum-likelihood estimates of (r, alpha, a, b), optimised over their logarithms."""
+    x, t_x, age = as_arrays(frequency, recency, T)
+    alpha0 = max(float(np.mean(age)), 1e-3)
+    params, ll = fit_log_params(lambda p: log_likelihood(p, x, t_x, age), np.array([1.0, alpha0, 1.0, 1.0]))
+    return BgNbdParams(*params.tolist(), log_likelihood=ll, n_customers=len(x))
+
+
+def _log_dropped_odds(params: BgNbdParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """log of a/(b+x-1) * ((alpha+T)/(alpha+t_x))^(r+x): odds of 'dropped out' vs 'alive'; -inf when x = 0."""
+    out = np.full(x.shape, -np.inf)
+    rep = x > 0
+    xr = x[rep]
+    out[rep] = (np.log(params.a) - np.log(params.b + xr - 1)
+                + (params.r + xr) * (np.log(params.alpha + T[rep]) - np.log(params.alpha + t_x[rep])))
+    return out
+
+
+def p_alive(params: BgNbdParams, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
+    """P(still alive at T | x, t_x, T) (paper eq. 13)."""
+    x, t_x, age = as_arrays(frequency, recency, T)
+    return special.expit(-_log_dropped_odds(params, x, t_x, age))
+
+
+def expected_purchases(params: BgNbdParams, t: float, frequency: ArrayLike, recency: ArrayLike,
+                       T: ArrayLike) -> np.ndarray:
+    """E[purchases in (T, T + t] | x, t_x, T] (paper eq. 10).
+
+    The paper's 2F1(r+x, b+x; a+b+x-1; z) times (1-z)^(r+x) grows and shrinks with x; Euler's transformation
+    turns the product into (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), whose series stays tame for any x.
+    """
+    x, t_x, age = as_arrays(frequency, recency, T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    z = t / (alpha + age + t)
+    tail = (1 - z) ** (a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+    numerator = (a + b + x - 1) / (a - 1) * (1 - tail)
+    return numerator * special.expit(-_log_dropped_odds(params, x, t_x, age))
+
+
+def expected_purchases_new_customer(params: BgNbdParams, t: float) -> float:
+    """E[X(t)] for a customer just acquired (paper eq. 7)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    z = t / (alpha + t)
+    return float((a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * special.hyp2f1(r, b, a + b - 1, z)))
