@@ -1,4 +1,13 @@
+-- type-2 customer dimension: one row per customer per period in which segment, owner, status,
+-- country and soft delete stayed the same (int_customers__historized). The other attributes
+-- (name, contact details, acquisition, account) are type 1: the latest version on every row.
 with
+
+customer_periods as (
+
+    select * from {{ ref('int_customers__historized') }}
+
+),
 
 customers as (
 
@@ -15,26 +24,35 @@ accounts as (
 final as (
 
     select
-        customers.customer_id,
+        {{ dbt.hash(dbt.concat(["cast(customer_periods.customer_id as " ~ dbt.type_string() ~ ")", "'-'", "cast(customer_periods.period_number as " ~ dbt.type_string() ~ ")"])) }} as customer_version_key,
+        customer_periods.customer_id,
+        customer_periods.period_number as version_number,
+        customer_periods.segment,
+        customer_periods.owner_user_id,
+        customer_periods.customer_status,
+        customer_periods.country_code,
+        customer_periods.is_deleted,
+        customer_periods.valid_from,
+        customer_periods.valid_to,
+        customer_periods.valid_from_date,
+        customer_periods.valid_to_date,
+        customer_periods.is_current,
         customers.first_name,
         customers.last_name,
         customers.full_name,
         customers.email,
         customers.phone,
-        customers.country_code,
-        customers.segment,
-        customers.customer_status,
         customers.acquisition_channel,
         customers.acquisition_campaign_id,
-        customers.owner_user_id,
         customers.account_id,
         accounts.account_name,
         customers.account_id is not null as is_b2b,
         customers.signed_up_at,
         customers.signed_up_date,
-        customers.created_at,
-        customers.is_deleted
-    from customers
+        customers.created_at
+    from customer_periods
+    inner join customers
+        on customers.customer_id = customer_periods.customer_id
     left join accounts
         on accounts.account_id = customers.account_id
 

@@ -6,32 +6,60 @@ order_lines as (
 
 ),
 
+products as (
+
+    select * from {{ ref('stg_crm__products') }}
+
+),
+
+usd_rates as (
+
+    -- the reporting factor of USD, for the cost of goods (unit_cost_usd)
+    select
+        rate_date,
+        fx_rate_to_reporting
+    from {{ ref('int_fx_rates__filled_daily') }}
+    where currency_code = 'USD'
+
+),
+
 final as (
 
     select
-        order_line_id,
-        order_id,
-        customer_id,
-        product_id,
-        ordered_at,
-        ordered_date,
-        quantity,
-        unit_price,
-        gross_amount,
-        discount_amount,
-        net_amount,
-        currency_code,
-        reporting_currency,
-        fx_rate_to_reporting,
-        gross_amount_reporting,
-        discount_amount_reporting,
-        net_amount_reporting,
-        order_status = 'cancelled' as is_order_cancelled,
-        is_order_deleted,
-        is_deleted,
+        order_lines.order_line_id,
+        order_lines.order_id,
+        order_lines.customer_id,
+        order_lines.product_id,
+        order_lines.ordered_at,
+        order_lines.ordered_date,
+        order_lines.quantity,
+        order_lines.unit_price,
+        order_lines.gross_amount,
+        order_lines.discount_amount,
+        order_lines.net_amount,
+        order_lines.currency_code,
+        order_lines.reporting_currency,
+        order_lines.fx_rate_to_reporting,
+        order_lines.gross_amount_reporting,
+        order_lines.discount_amount_reporting,
+        order_lines.net_amount_reporting,
+        -- cost of goods: quantity x the product's (current) unit cost in USD, converted with the
+        -- USD rate of the order date
+        products.unit_cost_usd,
+        order_lines.quantity * products.unit_cost_usd as cost_amount_usd,
+        {{ to_reporting('order_lines.quantity * products.unit_cost_usd', 'usd_rates.fx_rate_to_reporting') }} as cost_amount_reporting,
+        order_lines.order_status = 'cancelled' as is_order_cancelled,
+        order_lines.is_order_deleted,
+        order_lines.is_deleted,
         -- a line counts as revenue when neither it nor its order is deleted and the order is not cancelled
-        not is_deleted and not is_order_deleted and order_status <> 'cancelled' as is_revenue_line
+        not order_lines.is_deleted
+            and not order_lines.is_order_deleted
+            and order_lines.order_status <> 'cancelled' as is_revenue_line
     from order_lines
+    left join products
+        on products.product_id = order_lines.product_id
+    left join usd_rates
+        on usd_rates.rate_date = order_lines.ordered_date
 
 )
 

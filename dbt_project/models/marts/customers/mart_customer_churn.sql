@@ -1,6 +1,14 @@
--- churn status per customer as of the as-of date. The rule, with N = var churn_days and
--- M = var at_risk_days: churned when the last revenue order is N or more days old (no order in
--- the last N days), at_risk when it is M or more days old, otherwise active
+-- churn status per customer as of the as-of date (rule: macro customers_activity_periods).
+-- Subscription customers churn when a term ends without a successor; everyone else churns N =
+-- var churn_days days after their last revenue order and is at_risk from M = var at_risk_days
+{{ config(
+    indexes=[
+        {'columns': ['customer_id'], 'unique': true},
+        {'columns': ['churn_status']},
+        {'columns': ['churn_date']},
+    ]
+) }}
+
 with
 
 as_of as (
@@ -12,28 +20,64 @@ as_of as (
 
 customers as (
 
-    select * from {{ ref('dim_customer') }}
+    {{ customers_as_of('as_of') }}
 
 ),
 
-orders as (
+revenue_orders as (
 
-    select * from {{ ref('fct_orders') }}
+    {{ customers_revenue_orders('as_of') }}
 
 ),
+
+subscriptions as (
+
+    select * from {{ ref('stg_crm__subscriptions') }}
+
+),
+
+churn_risk as (
+
+    select * from {{ source('ml', 'customer_churn_risk') }}
+
+),
+
+{{ customers_activity_periods('as_of', 'revenue_orders', 'subscriptions') }},
 
 order_summary as (
 
     select
-        orders.customer_id,
+        customer_id,
         count(*) as order_count,
-        min(orders.ordered_date) as first_order_date,
-        max(orders.ordered_date) as last_order_date
-    from orders
-    cross join as_of
-    where orders.is_revenue_order
-      and orders.ordered_date <= as_of.as_of_date
-    group by orders.customer_id
+        min(ordered_date) as first_order_date,
+        max(ordered_date) as last_order_date
+    from revenue_orders
+    group by customer_id
+
+),
+
+period_summary as (
+
+    select
+        customer_id,
+        max(churn_rule) as churn_rule,
+        count(*) as period_count,
+        max(period_number) as latest_period_number
+    from activity_periods
+    group by customer_id
+
+),
+
+latest_periods as (
+
+    select
+        activity_periods.customer_id,
+        activity_periods.period_start_date,
+        activity_periods.churn_date
+    from activity_periods
+    inner join period_summary
+        on period_summary.customer_id = activity_periods.customer_id
+        and period_summary.latest_period_number = activity_periods.period_number
 
 ),
 
@@ -43,18 +87,25 @@ recency as (
         as_of.as_of_date,
         customers.customer_id,
         customers.segment,
+        customers.acquisition_channel,
         customers.signed_up_date,
         coalesce(order_summary.order_count, 0) as order_count,
         order_summary.first_order_date,
         order_summary.last_order_date,
         {{ dbt.datediff('order_summary.last_order_date', 'as_of.as_of_date', 'day') }} as days_since_last_order,
+        coalesce(period_summary.churn_rule, 'orders') as churn_rule,
+        coalesce(period_summary.period_count, 0) as period_count,
+        latest_periods.period_start_date as current_period_start_date,
+        latest_periods.churn_date as latest_churn_date,
         customers.is_deleted
     from customers
     cross join as_of
     left join order_summary
         on order_summary.customer_id = customers.customer_id
-    where customers.signed_up_date <= as_of.as_of_date
-       or order_summary.customer_id is not null
+    left join period_summary
+        on period_summary.customer_id = customers.customer_id
+    left join latest_periods
+        on latest_periods.customer_id = customers.customer_id
 
 ),
 
@@ -63,9 +114,9 @@ classified as (
     select
         *,
         case
-            when last_order_date is null then 'never_ordered'
-            when days_since_last_order >= {{ var('churn_days') }} then 'churned'
-            when days_since_last_order >= {{ var('at_risk_days') }} then 'at_risk'
+            when period_count = 0 then 'never_ordered'
+            when latest_churn_date is not null then 'churned'
+            when churn_rule = 'orders' and days_since_last_order >= {{ var('at_risk_days') }} then 'at_risk'
             else 'active'
         end as churn_status
     from recency
@@ -75,27 +126,35 @@ classified as (
 final as (
 
     select
-        as_of_date,
-        customer_id,
-        segment,
-        signed_up_date,
-        order_count,
-        first_order_date,
-        last_order_date,
-        days_since_last_order,
-        churn_status,
-        churn_status = 'active' as is_active,
-        churn_status = 'at_risk' as is_at_risk,
-        churn_status = 'churned' as is_churned,
-        -- the first day without an order in the last churn_days days
-        case
-            when churn_status = 'churned' then
-                cast({{ dbt.dateadd('day', var('churn_days'), 'last_order_date') }} as date)
-        end as churn_date,
+        classified.as_of_date,
+        classified.customer_id,
+        classified.segment,
+        classified.acquisition_channel,
+        classified.signed_up_date,
+        classified.order_count,
+        classified.first_order_date,
+        classified.last_order_date,
+        classified.days_since_last_order,
+        classified.churn_rule,
+        classified.churn_rule = 'subscription' as is_subscription_customer,
+        classified.churn_status,
+        classified.churn_status = 'active' as is_active,
+        classified.churn_status = 'at_risk' as is_at_risk,
+        classified.churn_status = 'churned' as is_churned,
+        case when classified.churn_status = 'churned' then classified.latest_churn_date end as churn_date,
+        classified.period_count as customer_period_count,
+        classified.period_count > 1 as is_reactivated,
+        case when classified.period_count > 1 then classified.current_period_start_date end as reactivated_date,
         {{ var('at_risk_days') }} as at_risk_days,
         {{ var('churn_days') }} as churn_days,
-        is_deleted
+        classified.is_deleted,
+        -- predictive churn risk (python model) for this as-of date, null until scored
+        churn_risk.churn_risk_score,
+        churn_risk.churn_risk_band
     from classified
+    left join churn_risk
+        on churn_risk.customer_id = classified.customer_id
+        and churn_risk.as_of_date = classified.as_of_date
 
 )
 

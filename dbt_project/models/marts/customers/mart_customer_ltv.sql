@@ -1,4 +1,15 @@
--- lifetime value per customer as of the as-of date, in the reporting currency
+-- lifetime value per customer as of the as-of date: realised value (net revenue, gross margin,
+-- orders, AOV, tenure, tier, decile) plus the predictive scores of the python model
+-- (ml.customer_ltv_scores) for the same as-of date, null until the model has scored it
+{{ config(
+    indexes=[
+        {'columns': ['customer_id'], 'unique': true},
+        {'columns': ['value_tier']},
+        {'columns': ['acquisition_channel']},
+        {'columns': ['segment']},
+    ]
+) }}
+
 with
 
 as_of as (
@@ -10,57 +21,75 @@ as_of as (
 
 customers as (
 
-    select * from {{ ref('dim_customer') }}
+    {{ customers_as_of('as_of') }}
 
 ),
 
-orders as (
+revenue_orders as (
 
-    select * from {{ ref('fct_orders') }}
+    {{ customers_revenue_orders('as_of') }}
 
 ),
 
-refunds as (
+revenue_refunds as (
 
-    select * from {{ ref('fct_refunds') }}
+    {{ customers_revenue_refunds('as_of', 'revenue_orders') }}
+
+),
+
+order_lines as (
+
+    select * from {{ ref('fct_order_lines') }}
+
+),
+
+ltv_scores as (
+
+    select * from {{ source('ml', 'customer_ltv_scores') }}
+
+),
+
+order_costs as (
+
+    select
+        order_lines.order_id,
+        sum(order_lines.cost_amount_reporting) as cost_amount_reporting
+    from order_lines
+    inner join revenue_orders
+        on revenue_orders.order_id = order_lines.order_id
+    where not order_lines.is_deleted
+    group by order_lines.order_id
 
 ),
 
 order_summary as (
 
     select
-        orders.customer_id,
+        revenue_orders.customer_id,
         count(*) as order_count,
-        sum(orders.net_amount_reporting) as order_revenue_reporting,
-        min(orders.ordered_date) as first_order_date,
-        max(orders.ordered_date) as last_order_date
-    from orders
-    cross join as_of
-    where orders.is_revenue_order
-      and orders.ordered_date <= as_of.as_of_date
-    group by orders.customer_id
-
-),
-
-reporting as (
-
-    -- the currency the facts were converted to (not the var: the facts may predate a change of it)
-    select max(reporting_currency) as reporting_currency
-    from orders
+        count(distinct revenue_orders.currency_code) as currency_count,
+        min(revenue_orders.currency_code) as currency_code,
+        sum(revenue_orders.net_amount) as order_revenue,
+        sum(revenue_orders.net_amount_reporting) as order_revenue_reporting,
+        sum(coalesce(order_costs.cost_amount_reporting, 0)) as cost_of_goods_reporting,
+        min(revenue_orders.ordered_date) as first_order_date,
+        max(revenue_orders.ordered_date) as last_order_date
+    from revenue_orders
+    left join order_costs
+        on order_costs.order_id = revenue_orders.order_id
+    group by revenue_orders.customer_id
 
 ),
 
 refund_summary as (
 
     select
-        refunds.customer_id,
+        customer_id,
         count(*) as refund_count,
-        sum(refunds.refund_amount_reporting) as refund_amount_reporting
-    from refunds
-    cross join as_of
-    where refunds.is_revenue_refund
-      and refunds.refunded_date <= as_of.as_of_date
-    group by refunds.customer_id
+        sum(refund_amount) as refund_amount,
+        sum(refund_amount_reporting) as refund_amount_reporting
+    from revenue_refunds
+    group by customer_id
 
 ),
 
@@ -76,27 +105,34 @@ customer_values as (
         order_summary.first_order_date,
         order_summary.last_order_date,
         {{ dbt.datediff('order_summary.first_order_date', 'as_of.as_of_date', 'day') }} as tenure_days,
+        {{ dbt.datediff('customers.signed_up_date', 'as_of.as_of_date', 'day') }} as customer_age_days,
         coalesce(order_summary.order_count, 0) as order_count,
         coalesce(refund_summary.refund_count, 0) as refund_count,
-        reporting.reporting_currency,
+        -- amounts in the order currency exist only when all the customer's orders share one currency
+        case when order_summary.currency_count = 1 then order_summary.currency_code end as currency_code,
+        case when order_summary.currency_count = 1 then order_summary.order_revenue end as order_revenue,
+        case
+            when order_summary.currency_count = 1 then coalesce(refund_summary.refund_amount, 0)
+        end as refund_amount,
+        case
+            when order_summary.currency_count = 1
+                then order_summary.order_revenue - coalesce(refund_summary.refund_amount, 0)
+        end as net_revenue,
+        {{ reporting_currency() }} as reporting_currency,
         coalesce(order_summary.order_revenue_reporting, 0) as order_revenue_reporting,
         coalesce(refund_summary.refund_amount_reporting, 0) as refund_amount_reporting,
         coalesce(order_summary.order_revenue_reporting, 0)
             - coalesce(refund_summary.refund_amount_reporting, 0) as net_revenue_reporting,
-        round({{ safe_divide('order_summary.order_revenue_reporting', 'order_summary.order_count') }}, 2)
-            as average_order_value_reporting,
+        coalesce(order_summary.cost_of_goods_reporting, 0) as cost_of_goods_reporting,
         customers.is_deleted,
-        -- tiers and deciles rank live customers with at least one revenue order
+        -- tiers and deciles rank customers not deleted on the as-of date with at least one revenue order
         not customers.is_deleted and order_summary.customer_id is not null as is_ranked
     from customers
     cross join as_of
-    cross join reporting
     left join order_summary
         on order_summary.customer_id = customers.customer_id
     left join refund_summary
         on refund_summary.customer_id = customers.customer_id
-    where customers.signed_up_date <= as_of.as_of_date
-       or order_summary.customer_id is not null
 
 ),
 
@@ -104,6 +140,7 @@ ranked as (
 
     select
         *,
+        net_revenue_reporting - cost_of_goods_reporting as gross_margin_reporting,
         case
             when is_ranked then
                 percent_rank() over (partition by is_ranked order by net_revenue_reporting desc)
@@ -127,34 +164,50 @@ deciled as (
 final as (
 
     select
-        as_of_date,
-        customer_id,
-        segment,
-        country_code,
-        acquisition_channel,
-        signed_up_date,
-        first_order_date,
-        last_order_date,
-        tenure_days,
-        order_count,
-        refund_count,
-        reporting_currency,
-        order_revenue_reporting,
-        refund_amount_reporting,
-        net_revenue_reporting,
-        average_order_value_reporting,
-        round(cast(revenue_percent_rank as {{ dbt.type_numeric() }}), 4) as revenue_percent_rank,
-        revenue_decile,
+        deciled.as_of_date,
+        deciled.customer_id,
+        deciled.segment,
+        deciled.country_code,
+        deciled.acquisition_channel,
+        deciled.signed_up_date,
+        deciled.first_order_date,
+        deciled.last_order_date,
+        deciled.tenure_days,
+        deciled.customer_age_days,
+        deciled.order_count,
+        deciled.refund_count,
+        deciled.currency_code,
+        deciled.order_revenue,
+        deciled.refund_amount,
+        deciled.net_revenue,
+        deciled.reporting_currency,
+        deciled.order_revenue_reporting,
+        deciled.refund_amount_reporting,
+        deciled.net_revenue_reporting,
+        deciled.cost_of_goods_reporting,
+        deciled.gross_margin_reporting,
+        round({{ safe_divide('deciled.gross_margin_reporting', 'deciled.net_revenue_reporting') }}, 4) as gross_margin_rate,
+        round({{ safe_divide('deciled.order_revenue_reporting', 'deciled.order_count') }}, 2) as average_order_value_reporting,
+        round(cast(deciled.revenue_percent_rank as {{ dbt.type_numeric() }}), 4) as revenue_percent_rank,
+        deciled.revenue_decile,
         case
-            when not is_ranked then 'none'
-            when revenue_decile = 1 then 'platinum'
-            when revenue_decile <= 3 then 'gold'
-            when revenue_decile <= 6 then 'silver'
+            when not deciled.is_ranked then 'none'
+            when deciled.revenue_decile = 1 then 'platinum'
+            when deciled.revenue_decile <= 3 then 'gold'
+            when deciled.revenue_decile <= 6 then 'silver'
             else 'bronze'
         end as value_tier,
-        is_ranked,
-        is_deleted
+        deciled.is_ranked,
+        deciled.is_deleted,
+        -- predictive (BG/NBD + gamma-gamma), from the python model's scores of this as-of date
+        ltv_scores.p_alive,
+        ltv_scores.expected_purchases_12m,
+        ltv_scores.expected_order_value,
+        ltv_scores.clv_12m
     from deciled
+    left join ltv_scores
+        on ltv_scores.customer_id = deciled.customer_id
+        and ltv_scores.as_of_date = deciled.as_of_date
 
 )
 

@@ -1,0 +1,30 @@
+-- type-2 periods of the customer attributes tracked in dim_customer (segment, owner, status,
+-- country, soft delete), read from the append-only raw history: staging only holds the latest version
+with
+
+periods as (
+
+    {{ customers_historize('customers', 'customer_id', ['segment', 'owner_user_id', 'status', 'country', 'is_deleted']) }}
+
+),
+
+final as (
+
+    select
+        customer_id,
+        period_number,
+        segment,
+        owner_user_id,
+        status as customer_status,
+        upper(country) as country_code,
+        is_deleted,
+        valid_from,
+        valid_to,
+        valid_from_date,
+        valid_to_date,
+        is_current
+    from periods
+
+)
+
+select * from final
