@@ -1,3 +1,7 @@
+-- one row per stage visit: every recorded stage change opens a visit of the stage it entered, and
+-- the deal's next (non-deleted) change closes it. Skips (a forward jump over funnel stages that are
+-- never entered) and reopens (a move back to an earlier stage, including out of a closed stage) are
+-- flagged on the transition that made them.
 with
 
 history as (
@@ -14,50 +18,128 @@ stages as (
 
 sequenced as (
 
-    -- the next change of the same deal closes this stage (deleted changes are ignored)
+    -- deleted changes are kept and flagged but take no part in the sequence of visits
     select
         *,
-        case
-            when not is_deleted then
-                lead(changed_at) over (
-                    partition by deal_id, is_deleted
-                    order by changed_at, deal_stage_history_id
-                )
-        end as next_changed_at,
         case
             when not is_deleted then
                 row_number() over (
                     partition by deal_id, is_deleted
                     order by changed_at, deal_stage_history_id
                 )
-        end as change_number
+        end as visit_number,
+        case
+            when not is_deleted then
+                lag(to_stage_id) over (
+                    partition by deal_id, is_deleted
+                    order by changed_at, deal_stage_history_id
+                )
+        end as previous_stage_id,
+        case
+            when not is_deleted then
+                lead(to_stage_id) over (
+                    partition by deal_id, is_deleted
+                    order by changed_at, deal_stage_history_id
+                )
+        end as next_stage_id,
+        case
+            when not is_deleted then
+                lead(changed_at) over (
+                    partition by deal_id, is_deleted
+                    order by changed_at, deal_stage_history_id
+                )
+        end as next_changed_at
     from history
+
+),
+
+joined as (
+
+    select
+        sequenced.*,
+        stage.stage_name,
+        stage.stage_order,
+        stage.funnel_step,
+        stage.is_closed,
+        stage.is_won,
+        stage.is_lost,
+        previous_stage.stage_name as from_stage_name,
+        previous_stage.funnel_step as from_funnel_step,
+        coalesce(previous_stage.is_closed, false) as is_from_closed,
+        next_stage.stage_name as next_stage_name
+    from sequenced
+    left join stages as stage
+        on stage.stage_id = sequenced.to_stage_id
+    left join stages as previous_stage
+        on previous_stage.stage_id = sequenced.previous_stage_id
+    left join stages as next_stage
+        on next_stage.stage_id = sequenced.next_stage_id
+
+),
+
+flagged as (
+
+    select
+        *,
+        -- funnel stages jumped over: a forward move between funnel stages (or a first stage after
+        -- step 1) enters none of the steps in between
+        case
+            when not is_deleted and funnel_step is not null
+                and (previous_stage_id is null or from_funnel_step is not null)
+                and funnel_step > coalesce(from_funnel_step, 0) + 1
+                then funnel_step - coalesce(from_funnel_step, 0) - 1
+            else 0
+        end as skipped_stage_count,
+        -- a reopen: back out of a closed stage into an open one, or back to an earlier funnel step
+        case
+            when is_deleted or previous_stage_id is null then false
+            when is_from_closed and not coalesce(is_closed, false) then true
+            when from_funnel_step is not null and funnel_step is not null
+                and funnel_step < from_funnel_step then true
+            else false
+        end as is_reopen
+    from joined
 
 ),
 
 final as (
 
     select
-        sequenced.deal_stage_history_id,
-        sequenced.deal_id,
-        sequenced.change_number,
-        sequenced.from_stage_id,
-        sequenced.to_stage_id,
-        to_stage.stage_name as to_stage_name,
-        to_stage.funnel_step as to_funnel_step,
-        coalesce(to_stage.is_won, false) as is_to_won,
-        coalesce(to_stage.is_lost, false) as is_to_lost,
-        sequenced.changed_at,
-        sequenced.changed_date,
-        sequenced.changed_by_user_id,
-        sequenced.next_changed_at,
-        {{ utc_date('sequenced.next_changed_at') }} as next_changed_date,
-        {{ dbt.datediff('sequenced.changed_date', utc_date('sequenced.next_changed_at'), 'day') }} as days_in_stage,
-        sequenced.next_changed_at is null and not sequenced.is_deleted as is_current_stage,
-        sequenced.is_deleted
-    from sequenced
-    left join stages as to_stage
-        on to_stage.stage_id = sequenced.to_stage_id
+        deal_stage_history_id,
+        deal_id,
+        visit_number,
+        to_stage_id as stage_id,
+        stage_name,
+        stage_order,
+        funnel_step,
+        previous_stage_id as from_stage_id,
+        from_stage_name,
+        from_funnel_step,
+        from_stage_id as recorded_from_stage_id,
+        next_stage_id,
+        next_stage_name,
+        changed_at as entered_at,
+        changed_date as entered_date,
+        next_changed_at as exited_at,
+        {{ utc_date('next_changed_at') }} as exited_date,
+        round(
+            cast({{ dbt.datediff('changed_at', 'next_changed_at', 'second') }} as {{ dbt.type_numeric() }}) / 86400,
+            4
+        ) as duration_days,
+        {{ dbt.datediff('changed_date', utc_date('next_changed_at'), 'day') }} as days_in_stage,
+        skipped_stage_count > 0 as is_skip,
+        skipped_stage_count,
+        is_reopen,
+        is_reopen and is_from_closed as is_reopen_from_closed,
+        coalesce(is_closed, false) as is_closed_stage,
+        coalesce(is_won, false) as is_won_stage,
+        coalesce(is_lost, false) as is_lost_stage,
+        next_changed_at is null and not is_deleted as is_current_stage,
+        changed_by_user_id,
+        is_deleted,
+        -- soft deletes bump updated_at: the day the row was deleted (as far as the CRM tells)
+        case when is_deleted then {{ utc_date('updated_at') }} end as deleted_date
+    from flagged
 
 )
 

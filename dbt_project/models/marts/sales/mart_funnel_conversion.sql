@@ -1,32 +1,15 @@
--- sales funnel as of the as-of date: one row per funnel stage (open stages by stage_order, then
--- won). A deal reached a stage when, on or before the as-of date, it visited that stage or any
--- later one; its outcome is the kind of the last stage it entered on or before that date.
+{{ config(indexes=[
+    {'columns': ['dimension', 'dimension_value']},
+    {'columns': ['stage_id']},
+]) }}
+-- the sales funnel as of the as-of date, for every slice of the deals.
+-- grain: one row per (dimension, dimension_value, funnel stage); see macro sales_deal_dimensions.
+-- A deal reached a stage when it entered that stage or any later funnel stage (so a skipped
+-- stage counts as reached, not entered); it moved on when it reached a later one; won / lost /
+-- open is the kind of the stage it was in at the end of the as-of date.
 with
 
-as_of as (
-
-    select {{ as_of_date('latest_loaded_date') }} as as_of_date
-    from {{ ref('int_loaded_dates__summarized') }}
-
-),
-
-stages as (
-
-    select * from {{ ref('dim_deal_stage') }}
-
-),
-
-deals as (
-
-    select * from {{ ref('fct_deals') }}
-
-),
-
-history as (
-
-    select * from {{ ref('fct_deal_stage_history') }}
-
-),
+{{ sales_deal_state_as_of() }},
 
 funnel_stages as (
 
@@ -35,111 +18,112 @@ funnel_stages as (
         stage_name,
         stage_order,
         funnel_step,
+        win_probability,
         is_won
-    from stages
+    from {{ ref('dim_deal_stage') }}
     where is_funnel_stage
 
 ),
 
-funnel_deals as (
+deal_dimensions as (
 
-    select
-        deals.deal_id,
-        deals.stage_id,
-        deals.created_at
-    from deals
-    cross join as_of
-    where not deals.is_deleted
-      and deals.created_date <= as_of.as_of_date
+    {{ sales_deal_dimensions('deals_as_of') }}
 
 ),
 
-recorded_visits as (
+dimension_values as (
 
-    select
-        history.deal_id,
-        history.to_stage_id as stage_id,
-        history.changed_at as entered_at
-    from history
-    cross join as_of
-    where not history.is_deleted
-      and history.changed_date <= as_of.as_of_date
+    select distinct dimension, dimension_value
+    from deal_dimensions
 
 ),
 
-visits as (
+grid as (
 
-    select recorded_visits.*
-    from recorded_visits
-    inner join funnel_deals
-        on funnel_deals.deal_id = recorded_visits.deal_id
-
-    union all
-
-    -- a deal without any recorded stage change counts as having entered its current stage
+    -- every slice gets every stage, so counts of 0 are rows, not gaps
     select
-        funnel_deals.deal_id,
-        funnel_deals.stage_id,
-        funnel_deals.created_at as entered_at
-    from funnel_deals
-    where not exists (
-        select 1 from recorded_visits
-        where recorded_visits.deal_id = funnel_deals.deal_id
-    )
+        dimension_values.dimension,
+        dimension_values.dimension_value,
+        funnel_stages.*
+    from dimension_values
+    cross join funnel_stages
 
 ),
 
-ranked_visits as (
+stage_entries as (
 
-    select
-        visits.deal_id,
-        stages.funnel_step,
-        stages.is_won,
-        stages.is_lost,
-        row_number() over (
-            partition by visits.deal_id
-            order by visits.entered_at desc
-        ) as recency_rank
-    from visits
-    inner join stages
-        on stages.stage_id = visits.stage_id
+    select distinct deal_id, stage_id
+    from visits_as_of
 
 ),
 
-deal_progress as (
+reached as (
 
     select
-        deal_id,
-        max(funnel_step) as furthest_funnel_step,
-        max(case when recency_rank = 1 and is_won then 1 else 0 end) = 1 as is_won,
-        max(case when recency_rank = 1 and is_lost then 1 else 0 end) = 1 as is_lost
-    from ranked_visits
-    group by deal_id
+        deal_dimensions.dimension,
+        deal_dimensions.dimension_value,
+        funnel_stages.stage_id,
+        deal_dimensions.deal_id,
+        deal_dimensions.furthest_funnel_step > funnel_stages.funnel_step as is_moved_on,
+        deal_dimensions.furthest_funnel_step = funnel_stages.funnel_step as is_furthest_stage,
+        stage_entries.deal_id is not null as is_entered,
+        deal_dimensions.is_won,
+        deal_dimensions.is_lost,
+        deal_dimensions.is_open
+    from deal_dimensions
+    inner join funnel_stages
+        on deal_dimensions.furthest_funnel_step >= funnel_stages.funnel_step
+    left join stage_entries
+        on stage_entries.deal_id = deal_dimensions.deal_id
+        and stage_entries.stage_id = funnel_stages.stage_id
 
 ),
 
 stage_counts as (
 
     select
-        funnel_stages.stage_id,
-        funnel_stages.stage_name,
-        funnel_stages.stage_order,
-        funnel_stages.funnel_step,
-        funnel_stages.is_won as is_won_stage,
-        count(deal_progress.deal_id) as deals_reached,
-        count(case when deal_progress.furthest_funnel_step > funnel_stages.funnel_step then 1 end) as deals_moved_on,
-        count(case when deal_progress.is_won then 1 end) as deals_won,
-        count(case when deal_progress.is_lost then 1 end) as deals_lost,
-        count(case when not deal_progress.is_won and not deal_progress.is_lost then 1 end) as deals_open
-    from funnel_stages
-    left join deal_progress
-        on deal_progress.furthest_funnel_step >= funnel_stages.funnel_step
-    group by
-        funnel_stages.stage_id,
-        funnel_stages.stage_name,
-        funnel_stages.stage_order,
-        funnel_stages.funnel_step,
-        funnel_stages.is_won
+        dimension,
+        dimension_value,
+        stage_id,
+        count(*) as deals_reached,
+        sum(case when is_entered then 1 else 0 end) as deals_entered,
+        sum(case when is_moved_on then 1 else 0 end) as deals_moved_on,
+        sum(case when is_won then 1 else 0 end) as deals_won,
+        sum(case when is_lost then 1 else 0 end) as deals_lost,
+        sum(case when is_lost and is_furthest_stage then 1 else 0 end) as deals_lost_at_stage,
+        sum(case when is_open then 1 else 0 end) as deals_open
+    from reached
+    group by dimension, dimension_value, stage_id
+
+),
+
+completed_visits as (
+
+    -- time in stage: every visit that ended on or before the as-of date (a reopened stage has
+    -- one duration per visit)
+    select
+        deal_dimensions.dimension,
+        deal_dimensions.dimension_value,
+        visits_as_of.stage_id,
+        visits_as_of.duration_days
+    from visits_as_of
+    inner join deal_dimensions
+        on deal_dimensions.deal_id = visits_as_of.deal_id
+    where visits_as_of.exited_at is not null
+
+),
+
+stage_durations as (
+
+    select
+        dimension,
+        dimension_value,
+        stage_id,
+        count(*) as completed_visits,
+        round(cast({{ sales_percentile('duration_days', 0.5) }} as {{ dbt.type_numeric() }}), 2) as median_days_in_stage,
+        round(cast({{ sales_percentile('duration_days', 0.9) }} as {{ dbt.type_numeric() }}), 2) as p90_days_in_stage
+    from completed_visits
+    group by dimension, dimension_value, stage_id
 
 ),
 
@@ -147,24 +131,41 @@ final as (
 
     select
         as_of.as_of_date,
-        stage_counts.stage_id,
-        stage_counts.stage_name,
-        stage_counts.stage_order,
-        stage_counts.funnel_step,
-        stage_counts.is_won_stage,
-        stage_counts.deals_reached,
-        stage_counts.deals_moved_on,
-        stage_counts.deals_won,
-        stage_counts.deals_lost,
-        stage_counts.deals_open,
+        grid.dimension,
+        grid.dimension_value,
+        grid.stage_id,
+        grid.stage_name,
+        grid.stage_order,
+        grid.funnel_step,
+        grid.is_won as is_won_stage,
+        grid.win_probability as stage_win_probability,
+        coalesce(stage_counts.deals_reached, 0) as deals_reached,
+        coalesce(stage_counts.deals_entered, 0) as deals_entered,
+        coalesce(stage_counts.deals_reached, 0) - coalesce(stage_counts.deals_entered, 0) as deals_skipped,
+        coalesce(stage_counts.deals_moved_on, 0) as deals_moved_on,
+        coalesce(stage_counts.deals_won, 0) as deals_won,
+        coalesce(stage_counts.deals_lost, 0) as deals_lost,
+        coalesce(stage_counts.deals_lost_at_stage, 0) as deals_lost_at_stage,
+        coalesce(stage_counts.deals_open, 0) as deals_open,
         -- the won stage is the end of the funnel: it has no next stage
         case
-            when not stage_counts.is_won_stage then
+            when not grid.is_won then
                 round({{ safe_divide('stage_counts.deals_moved_on', 'stage_counts.deals_reached') }}, 4)
         end as stage_to_next_rate,
-        round({{ safe_divide('stage_counts.deals_won', 'stage_counts.deals_reached') }}, 4) as stage_to_won_rate
-    from stage_counts
+        round({{ safe_divide('stage_counts.deals_won', 'stage_counts.deals_reached') }}, 4) as stage_to_won_rate,
+        coalesce(stage_durations.completed_visits, 0) as completed_visits,
+        stage_durations.median_days_in_stage,
+        stage_durations.p90_days_in_stage
+    from grid
     cross join as_of
+    left join stage_counts
+        on stage_counts.dimension = grid.dimension
+        and stage_counts.dimension_value = grid.dimension_value
+        and stage_counts.stage_id = grid.stage_id
+    left join stage_durations
+        on stage_durations.dimension = grid.dimension
+        and stage_durations.dimension_value = grid.dimension_value
+        and stage_durations.stage_id = grid.stage_id
 
 )
 

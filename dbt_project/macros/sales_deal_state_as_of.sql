@@ -1,0 +1,197 @@
+{#-
+    The state of the pipeline as of the as-of date (macro as_of_date), shared by the sales marts.
+    Emits CTE definitions (no leading `with`), to be followed by the mart's own CTEs:
+
+      as_of              one row: as_of_date
+      live_deals_as_of   deals created on or before the as-of date and not deleted by then
+                         (deleted_date after the as-of date still counts: a run made on that date saw it)
+      visits_as_of       their stage visits entered on or before the as-of date; a visit that ended
+                         after the as-of date is still open (exited_at, exited_date, duration_days,
+                         next_stage_id are null)
+      deals_as_of        one row per live deal: the stage it was in at the end of the as-of date
+                         (the last visit entered), furthest funnel step, won/lost/open flags, close
+                         date, sales cycle and the amount in the reporting currency, converted at
+                         the close date (closed deals) or the creation date (open deals)
+
+    It is a macro, not an intermediate table, so `dbt build -s <marts> --vars '{as_of_date: ...}'`
+    applies the var without rebuilding anything upstream (same reason as macro as_of_date).
+-#}
+{% macro sales_deal_state_as_of() -%}
+
+as_of as (
+
+    select {{ as_of_date('latest_loaded_date') }} as as_of_date
+    from {{ ref('int_loaded_dates__summarized') }}
+
+),
+
+live_deals_as_of as (
+
+    select
+        deals.deal_id,
+        deals.owner_user_id,
+        deals.source_channel,
+        deals.segment,
+        deals.created_at,
+        deals.created_date,
+        deals.created_month,
+        deals.deal_amount,
+        deals.currency_code
+    from {{ ref('fct_deals') }} as deals
+    cross join as_of
+    where deals.created_date <= as_of.as_of_date
+      and (deals.deleted_date is null or deals.deleted_date > as_of.as_of_date)
+      -- a deleted deal without a deletion date (should not happen) is never counted
+      and not (deals.is_deleted and deals.deleted_date is null)
+
+),
+
+visits_as_of as (
+
+    select
+        visits.deal_stage_history_id,
+        visits.deal_id,
+        visits.visit_number,
+        visits.stage_id,
+        visits.funnel_step,
+        visits.is_closed_stage,
+        visits.is_won_stage,
+        visits.is_lost_stage,
+        visits.is_skip,
+        visits.skipped_stage_count,
+        visits.is_reopen,
+        visits.entered_at,
+        visits.entered_date,
+        case when visits.exited_date <= as_of.as_of_date then visits.exited_at end as exited_at,
+        case when visits.exited_date <= as_of.as_of_date then visits.exited_date end as exited_date,
+        case when visits.exited_date <= as_of.as_of_date then visits.duration_days end as duration_days,
+        case when visits.exited_date <= as_of.as_of_date then visits.next_stage_id end as next_stage_id
+    from {{ ref('fct_deal_stage_history') }} as visits
+    cross join as_of
+    inner join live_deals_as_of
+        on live_deals_as_of.deal_id = visits.deal_id
+    where not visits.is_deleted
+      and visits.entered_date <= as_of.as_of_date
+
+),
+
+ranked_visits_as_of as (
+
+    select
+        visits_as_of.*,
+        row_number() over (
+            partition by deal_id
+            order by entered_at desc, visit_number desc
+        ) as recency_rank
+    from visits_as_of
+
+),
+
+deal_progress_as_of as (
+
+    select
+        deal_id,
+        count(*) as stage_visit_count,
+        max(funnel_step) as furthest_funnel_step,
+        sum(case when is_reopen then 1 else 0 end) as reopen_count,
+        sum(skipped_stage_count) as skipped_stage_count,
+        max(case when recency_rank = 1 then stage_id end) as stage_id,
+        max(case when recency_rank = 1 then entered_at end) as stage_entered_at,
+        max(case when recency_rank = 1 and is_closed_stage then 1 else 0 end) = 1 as is_closed,
+        max(case when recency_rank = 1 and is_won_stage then 1 else 0 end) = 1 as is_won,
+        max(case when recency_rank = 1 and is_lost_stage then 1 else 0 end) = 1 as is_lost
+    from ranked_visits_as_of
+    group by deal_id
+
+),
+
+deals_as_of_dated as (
+
+    select
+        live_deals_as_of.*,
+        deal_progress_as_of.stage_id,
+        deal_progress_as_of.stage_entered_at,
+        coalesce(deal_progress_as_of.stage_visit_count, 0) as stage_visit_count,
+        deal_progress_as_of.furthest_funnel_step,
+        coalesce(deal_progress_as_of.reopen_count, 0) as reopen_count,
+        coalesce(deal_progress_as_of.skipped_stage_count, 0) as skipped_stage_count,
+        coalesce(deal_progress_as_of.is_closed, false) as is_closed,
+        coalesce(deal_progress_as_of.is_won, false) as is_won,
+        coalesce(deal_progress_as_of.is_lost, false) as is_lost,
+        case when deal_progress_as_of.is_closed then {{ utc_date('deal_progress_as_of.stage_entered_at') }} end as closed_date
+    from live_deals_as_of
+    left join deal_progress_as_of
+        on deal_progress_as_of.deal_id = live_deals_as_of.deal_id
+
+),
+
+deals_as_of as (
+
+    select
+        deals_as_of_dated.*,
+        not deals_as_of_dated.is_closed as is_open,
+        {{ dbt.datediff('deals_as_of_dated.created_date', 'deals_as_of_dated.closed_date', 'day') }} as sales_cycle_days,
+        stages.win_probability as stage_win_probability,
+        {{ to_reporting('deals_as_of_dated.deal_amount', 'fx_rates.fx_rate_to_reporting') }} as deal_amount_reporting
+    from deals_as_of_dated
+    left join {{ ref('dim_deal_stage') }} as stages
+        on stages.stage_id = deals_as_of_dated.stage_id
+    left join {{ ref('int_fx_rates__filled_daily') }} as fx_rates
+        on fx_rates.currency_code = deals_as_of_dated.currency_code
+        and fx_rates.rate_date = coalesce(deals_as_of_dated.closed_date, deals_as_of_dated.created_date)
+
+)
+
+{%- endmacro %}
+
+
+{#-
+    One row per deal and analysis dimension: the deal's values unpivoted into (dimension,
+    dimension_value) so a mart can group by one grain for every slice. 'all' always, then the
+    dimensions listed in var sales_slice_dimensions (default: all four below):
+      all             'all' (the whole funnel)
+      created_month   first day of the creation month, 'YYYY-MM-DD' (the creation cohort)
+      source_channel  the deal's lead source / channel ('unknown' when missing)
+      owner_user_id   the owning rep's user_id (join dim_sales_rep for names and teams)
+      segment         the account's segment, else the customer's ('unknown' when missing)
+-#}
+{% macro sales_deal_dimensions(deals_relation) -%}
+    {%- set string_type = dbt.type_string() -%}
+    {%- set known = {
+        "created_month": "cast(created_month as " ~ string_type ~ ")",
+        "source_channel": "coalesce(source_channel, 'unknown')",
+        "owner_user_id": "coalesce(cast(owner_user_id as " ~ string_type ~ "), 'unknown')",
+        "segment": "coalesce(segment, 'unknown')",
+    } -%}
+    {%- set dimensions = [("all", "'all'")] -%}
+    {%- for name in var('sales_slice_dimensions', ['created_month', 'source_channel', 'owner_user_id', 'segment']) -%}
+        {%- if name not in known -%}
+            {{ exceptions.raise_compiler_error("var sales_slice_dimensions: unknown dimension '" ~ name ~ "'; use any of " ~ (known.keys() | list | join(', '))) }}
+        {%- endif -%}
+        {%- do dimensions.append((name, known[name])) -%}
+    {%- endfor -%}
+    {%- for name, value in dimensions %}
+    select
+        cast('{{ name }}' as {{ string_type }}) as dimension,
+        cast({{ value }} as {{ string_type }}) as dimension_value,
+        {{ deals_relation }}.*
+    from {{ deals_relation }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- a percentile (0..1, continuous) of an expression as an aggregate; override per adapter if needed -#}
+{% macro sales_percentile(expression, fraction) -%}
+    {{ return(adapter.dispatch('sales_percentile', 'crm_warehouse')(expression, fraction)) }}
+{%- endmacro %}
+
+{% macro default__sales_percentile(expression, fraction) -%}
+    percentile_cont({{ fraction }}) within group (order by {{ expression }})
+{%- endmacro %}
+
+{% macro bigquery__sales_percentile(expression, fraction) -%}
+    approx_quantiles({{ expression }}, 100)[offset({{ (fraction * 100) | int }})]
+{%- endmacro %}
