@@ -55,6 +55,6 @@ def test_load_and_build_on_the_local_server(local_server):
         assert scalar(local_server["warehouse"], f"select count(*) from raw_crm.{name}") == scalar(
             local_server["source"], f"select count(*) from crm.{name}"
         ), name
-    transform.build()
+    transform.build_all()
     counts = status.mart_counts(local_server["warehouse"])
     assert counts["mart_customer_ltv"] > 0 and counts["mart_funnel_conversion"] > 0

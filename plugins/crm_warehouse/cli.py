@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     adv.add_argument("--days", type=int, default=1)
     run = command("run", cmd_run, "Run crm_ingest then crm_transform as real Airflow DAG runs (airflow dags test).")
     run.add_argument("--ingest-only", action="store_true")
+    rebuild = command("rebuild", cmd_rebuild, "Rebuild core, scores and marts, optionally as of a past date.")
+    rebuild.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD (default: the latest loaded day)")
     command("status", cmd_status, "Show the latest batch of every CRM object and any held batches.")
     demo = command("demo", cmd_demo, "Simulate a small CRM, run the whole pipeline, show what was built.")
     demo.add_argument("--scale", type=float, default=0.1)
@@ -113,6 +115,23 @@ def cmd_run(args) -> None:
             airflow_runner.dags_test(dag_id, env=env)
         except WarehouseError as exc:
             raise PipelineFailed(str(exc)) from None
+
+
+def cmd_rebuild(args) -> None:
+    from datetime import date
+
+    from crm_warehouse import transform
+
+    if args.as_of:
+        try:
+            date.fromisoformat(args.as_of)
+        except ValueError:
+            raise WarehouseError(f"--as-of must be a date like 2026-03-31, not {args.as_of!r}") from None
+    try:
+        transform.build_all(args.as_of)
+    except WarehouseError as exc:
+        raise PipelineFailed(str(exc)) from None
+    print(f"Marts rebuilt as of {args.as_of or 'the latest loaded day'}.")
 
 
 def cmd_status(args) -> None:

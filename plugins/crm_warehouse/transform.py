@@ -60,11 +60,44 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None) -> None:
         raise WarehouseError(f"dbt {args[0]} failed: " + " | ".join(failures))
 
 
-def build(as_of_date: str | None = None) -> None:
+MARTS = "path:models/marts"
+
+
+def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None) -> None:
+    """`dbt build`, optionally of a part of the project (dbt selector syntax) as of a date."""
     args = ["build"]
+    if select:
+        args += ["--select", select]
+    if exclude:
+        args += ["--exclude", exclude]
     if as_of_date:
         args += ["--vars", f"{{as_of_date: '{as_of_date}'}}"]
     run_dbt(*args)
+
+
+def build_core(as_of_date: str | None = None) -> None:
+    """Everything the marts read: staging, intermediate and the core star schema."""
+    build(exclude=MARTS, as_of_date=as_of_date)
+
+
+def build_marts(as_of_date: str | None = None) -> None:
+    build(select=MARTS, as_of_date=as_of_date)
+
+
+def score_customers(as_of_date: str | None = None) -> dict:
+    """Fit the LTV and churn-risk models on the core facts; the marts join their scores (schema ml)."""
+    from datetime import date
+
+    from crm_warehouse.predictive import pipeline
+
+    return pipeline.score(settings.warehouse_dsn(), date.fromisoformat(as_of_date) if as_of_date else None)
+
+
+def build_all(as_of_date: str | None = None) -> None:
+    """The crm_transform DAG's steps in one call (CLI, tests, benchmarks): core, scores, marts."""
+    build_core(as_of_date)
+    score_customers(as_of_date)
+    build_marts(as_of_date)
 
 
 def generate_docs() -> Path:
