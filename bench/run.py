@@ -5,6 +5,8 @@ Scenarios measured so far (the rest of issue 6 builds on this harness):
   raw_load    the project's extract + land + publish of every CRM object (gate excluded) against a plain
               `COPY ... TO STDOUT` piped into `COPY ... FROM STDIN` of the same rows into the same DDL
   gate        GX validation time of every batch, as a share of extract + gate + publish
+  transform   wall time of the three transform steps (dbt core build, predictive scores, dbt marts build)
+  queries     ten typical dashboard queries on the marts: p50 / p95 over repeated runs (target p95 <= 50 ms)
 
 Writes bench/results/<date>-<scale>.json and docs/benchmarks.md.
 """
@@ -27,6 +29,33 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_SOURCE_DB = "bench_crm"
 BENCH_WAREHOUSE_DB = "bench_warehouse"
 BASELINE_SCHEMA = "bench_copy_baseline"
+QUERY_REPEATS = 30
+DASHBOARD_QUERIES = {
+    "ltv_by_value_tier": "select value_tier, count(*), sum(net_revenue_reporting), avg(clv_12m) "
+                         "from marts.mart_customer_ltv group by value_tier",
+    "top_customers_by_clv": "select customer_id, clv_12m, p_alive from marts.mart_customer_ltv "
+                            "order by clv_12m desc nulls last limit 100",
+    "churn_by_month": "select month_start_date, customers_at_start, churned_customers, churn_rate "
+                      "from marts.mart_churn_monthly order by month_start_date",
+    "high_risk_at_risk_customers": "select customer_id, days_since_last_order, churn_risk_score "
+                                   "from marts.mart_customer_churn where churn_status = 'at_risk' "
+                                   "and churn_risk_band = 'high' order by churn_risk_score desc limit 200",
+    "funnel_by_channel": "select dimension_value, stage_name, deals_reached, stage_to_won_rate "
+                         "from marts.mart_funnel_conversion where dimension = 'source_channel' "
+                         "order by dimension_value, stage_order",
+    "cohort_matrix": "select cohort_month, months_since_first_order, active_share "
+                     "from marts.mart_cohort_retention where cohort_month >= "
+                     "(select max(cohort_month) from marts.mart_cohort_retention) - interval '24 months'",
+    "mrr_movements_by_month": "select month_start_date, sum(new_mrr_reporting), sum(expansion_mrr_reporting), "
+                              "sum(contraction_mrr_reporting), sum(churned_mrr_reporting) "
+                              "from marts.mart_mrr_movements group by 1 order by 1",
+    "pipeline_last_90_days": "select date_day, stage_name, open_amount_reporting from marts.mart_pipeline_daily "
+                             "where date_day > (select max(date_day) from marts.mart_pipeline_daily) - 90",
+    "rfm_segments": "select rfm_segment, count(*), avg(monetary_net_revenue_reporting) "
+                    "from marts.mart_customer_rfm group by 1",
+    "ltv_to_cac_by_channel": "select acquisition_channel, months_since_acquisition, avg(ltv_to_cac_ratio) "
+                             "from marts.mart_ltv_cohorts where has_cac group by 1, 2",
+}
 
 
 def main() -> None:
@@ -45,6 +74,8 @@ def main() -> None:
                "machine": _machine(), "server_version": _server_version(base)}
     results["simulator"] = bench_simulator(source_dsn, scale)
     results["raw_load"], results["gate"] = bench_raw_load(source_dsn, warehouse_dsn)
+    results["transform"] = bench_transform()
+    results["queries"] = bench_queries(warehouse_dsn)
     _write(results)
 
 
@@ -87,6 +118,38 @@ def bench_raw_load(source_dsn: str, warehouse_dsn: str) -> tuple[dict, dict]:
     gate = {"validate_seconds": round(float(validate_s), 2), "wall_seconds": round(wall, 2),
             "share_of_load_wall_time": round(float(validate_s) / wall, 3)}
     return raw_load, gate
+
+
+def bench_transform() -> dict:
+    from crm_warehouse import transform
+
+    steps = {}
+    for name, step in (("dbt_core", transform.build_core), ("predictive", transform.score_customers),
+                       ("dbt_marts", transform.build_marts)):
+        started = time.perf_counter()
+        step()
+        steps[name] = round(time.perf_counter() - started, 2)
+    return {"seconds": steps, "total_seconds": round(sum(steps.values()), 2)}
+
+
+def bench_queries(warehouse_dsn: str) -> dict:
+    """Each query once to warm the cache, then QUERY_REPEATS timed runs; latencies in milliseconds."""
+    import statistics
+
+    figures = {}
+    with psycopg.connect(warehouse_dsn, autocommit=True) as conn:
+        for name, query in DASHBOARD_QUERIES.items():
+            conn.execute(query).fetchall()
+            timings = []
+            for _ in range(QUERY_REPEATS):
+                started = time.perf_counter()
+                conn.execute(query).fetchall()
+                timings.append((time.perf_counter() - started) * 1000)
+            timings.sort()
+            figures[name] = {"p50_ms": round(statistics.median(timings), 2),
+                             "p95_ms": round(timings[int(0.95 * (len(timings) - 1))], 2)}
+    worst = max(f["p95_ms"] for f in figures.values())
+    return {"queries": figures, "worst_p95_ms": worst, "target_p95_ms": 50, "repeats": QUERY_REPEATS}
 
 
 def _copy_baseline(source_dsn: str, warehouse_dsn: str) -> dict:
@@ -154,9 +217,15 @@ def _markdown(r: dict) -> str:
          f"ratio to COPY {raw['ratio_to_copy']} (target ≥ 0.7)"),
         ("load gate (GX)", "", f"{gate['validate_seconds']} s of {gate['wall_seconds']} s load wall time",
          f"share {gate['share_of_load_wall_time']}"),
+        ("transform (dbt core, predictive, dbt marts)", "",
+         ", ".join(f"{k} {v} s" for k, v in r["transform"]["seconds"].items()), ""),
+        ("dashboard queries (10, p95 of each)", "", f"worst p95 {r['queries']['worst_p95_ms']} ms",
+         "target ≤ 50 ms"),
     ]
     lines = ["| scenario | rows | measured | vs target |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
+    lines += ["", "| dashboard query | p50 ms | p95 ms |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {q['p50_ms']} | {q['p95_ms']} |" for name, q in r["queries"]["queries"].items()]
     return "\n".join(lines)
 
 

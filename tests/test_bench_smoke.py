@@ -18,3 +18,5 @@ def test_quick_benchmark_writes_its_results(embedded):
     assert figures["raw_load"]["project"]["rows"] == figures["raw_load"]["copy_baseline"]["rows"] > 0
     assert figures["simulator"]["rows"] == figures["raw_load"]["project"]["rows"]
     assert 0 < figures["gate"]["share_of_load_wall_time"] < 1
+    assert len(figures["queries"]["queries"]) == 10
+    assert set(figures["transform"]["seconds"]) == {"dbt_core", "predictive", "dbt_marts"}
