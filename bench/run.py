@@ -46,9 +46,9 @@ DASHBOARD_QUERIES = {
     "cohort_matrix": "select cohort_month, months_since_first_order, active_share "
                      "from marts.mart_cohort_retention where cohort_month >= "
                      "(select max(cohort_month) from marts.mart_cohort_retention) - interval '24 months'",
-    "mrr_movements_by_month": "select month_start_date, sum(new_mrr_reporting), sum(expansion_mrr_reporting), "
-                              "sum(contraction_mrr_reporting), sum(churned_mrr_reporting) "
-                              "from marts.mart_mrr_movements group by 1 order by 1",
+    "mrr_bridge_by_month": "select month_start_date, new_mrr_reporting, expansion_mrr_reporting, "
+                           "contraction_mrr_reporting, churned_mrr_reporting, ending_mrr_reporting "
+                           "from marts.mart_revenue_retention_monthly order by 1",
     "pipeline_last_90_days": "select date_day, stage_name, open_amount_reporting from marts.mart_pipeline_daily "
                              "where date_day > (select max(date_day) from marts.mart_pipeline_daily) - 90",
     "rfm_segments": "select rfm_segment, count(*), avg(monetary_net_revenue_reporting) "
