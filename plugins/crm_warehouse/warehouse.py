@@ -24,7 +24,7 @@ def connect(dsn: str, *, autocommit: bool = True, role: str = "warehouse") -> ps
     try:
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="crmwh")
     except psycopg.OperationalError as exc:
-        raise WarehouseError(f"Cannot connect to the {role} database ({_safe(dsn)}): {_first_line(exc)}") from exc
+        raise WarehouseError(f"Cannot connect to the {role} database ({safe_dsn(dsn)}): {_first_line(exc)}") from exc
 
 
 def init_warehouse(conn: psycopg.Connection) -> None:
@@ -41,23 +41,13 @@ class Column:
 
 
 def source_columns(source: psycopg.Connection, table: str) -> list[Column]:
-    rows = source.execute(
-        """
-        select a.attname, format_type(a.atttypid, a.atttypmod)
-        from pg_attribute a
-        join pg_class c on c.oid = a.attrelid
-        join pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
-        order by a.attnum
-        """,
-        (SOURCE_SCHEMA, table),
-    ).fetchall()
-    if not rows:
+    columns = table_columns(source, SOURCE_SCHEMA, table)
+    if not columns:
         raise WarehouseError(
             f"The CRM source has no table {SOURCE_SCHEMA}.{table}. Create it as described in "
             f"docs/source-contract.md, or run `crmwh simulate` to create a simulated CRM."
         )
-    return [Column(name, type_) for name, type_ in rows]
+    return columns
 
 
 def table_columns(conn: psycopg.Connection, schema: str, table: str) -> list[Column]:
@@ -120,7 +110,7 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _safe(dsn: str) -> str:
+def safe_dsn(dsn: str) -> str:
     """A DSN with its password removed, fit for messages and logs."""
     from urllib.parse import urlsplit, urlunsplit
 
@@ -130,5 +120,3 @@ def _safe(dsn: str) -> str:
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
-
-safe_dsn = _safe
