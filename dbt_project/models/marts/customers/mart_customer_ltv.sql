@@ -7,6 +7,7 @@
         {'columns': ['value_tier']},
         {'columns': ['acquisition_channel']},
         {'columns': ['segment']},
+        {'columns': ['clv_12m desc nulls last']},
     ]
 ) }}
 
