@@ -5,17 +5,22 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from crm_warehouse import ingest_tasks, objects
+from crm_warehouse import alerts, ingest_tasks, objects
 from crm_warehouse.assets import RAW_CRM
 
 DOC = """
 ### CRM ingest
 One task per CRM object. Each extracts the rows whose `updated_at` moved past the object's watermark
-(kept in `ops.watermarks`), streams them with COPY into `landing.<object>`, validates the batch with the
-object's Great Expectations suite (`expectations/crm_<object>.json`) and, only if it passes, publishes
-it to the append-only `raw_crm.<object>` and moves the watermark. A failing batch is **held**: nothing
-is published and the task fails naming the rule and sample keys. Every batch is in `ops.load_batches`.
+(kept in `ops.watermarks`) and streams them with COPY into `landing.<object>`. The load gate runs the
+row rules of the object's suite (`expectations/crm_<object>.json`) in one SQL scan and Great
+Expectations validates the findings: rows that break an error rule go to `quarantine.<object>` with
+the rules' names, the rest are published to the append-only `raw_crm.<object>` and the watermark moves.
+A batch that breaks a batch rule (schema drift, stale source, volume far outside its history, too many
+failing rows) is **held**: nothing is published, the task fails naming the object, rule and sample
+keys, and `crmwh release` / `crmwh replay` resolve it. Every batch is in `ops.load_batches`.
 Objects wait for the objects they reference, so references are checked against published parents.
+`build_data_docs` renders the GX Data Docs of the run and logs where they are; failed tasks are
+recorded in `ops.alerts`.
 """
 
 
@@ -33,6 +38,7 @@ Objects wait for the objects they reference, so references are checked against p
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": alerts.on_failure,
     },
 )
 def crm_ingest():
@@ -48,6 +54,10 @@ def crm_ingest():
     def publish_raw_asset(results: list[dict]) -> dict:
         return ingest_tasks.summarize(results)
 
+    @task(trigger_rule="all_done")  # also after a held batch: its validation is in the docs
+    def build_data_docs() -> str:
+        return ingest_tasks.build_data_docs()
+
     cutoff = plan_run()
     loads = {}
     for tier in objects.load_tiers():
@@ -55,7 +65,10 @@ def crm_ingest():
             loads[name] = load.override(task_id=f"load_{name}")(name, cutoff)
             for parent in objects.get(name).parents:
                 loads[parent] >> loads[name]
-    publish_raw_asset(list(loads.values()))
+    # the docs task runs after every load, failed or not, and is not a leaf: a failed load still
+    # fails the run through publish_raw_asset
+    docs = build_data_docs()
+    list(loads.values()) >> docs >> publish_raw_asset(list(loads.values()))
 
 
 crm_ingest()

@@ -3,9 +3,9 @@
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
-from crm_warehouse import transform
+from crm_warehouse import alerts, transform
 from crm_warehouse.assets import MARTS, RAW_CRM
 
 DOC = """
@@ -15,8 +15,13 @@ Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset),
    core star schema (`core.dim_*`, `core.fct_*`), with their tests;
 2. the predictive models, fitted by maximum likelihood on the core facts (BG/NBD, Gamma-Gamma, the
    churn-risk model), write their scores to schema `ml` and record each fit in `ml.model_runs`;
-3. `dbt build` of the marts (`marts.mart_*`), which join those scores; then `dbt docs generate`
-   refreshes the lineage site served by `make docs`.
+3. write-audit-publish of the marts, which join those scores: `dbt build` into the shadow schema
+   `marts_shadow` (with the marts' dbt tests), the GX suites of `expectations/marts/` on the shadow,
+   then one transaction swaps it in as `marts` (the previous version stays in `marts_previous`;
+   `crmwh rollback-marts` swaps it back). A failed build or audit leaves `marts` as it was.
+4. `dbt docs generate` refreshes the lineage site served by `make docs`.
+
+A failed task is recorded in `ops.alerts` (and sent through the `crmwh_alerts` connection if defined).
 """
 
 
@@ -28,7 +33,8 @@ Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset),
     max_active_runs=1,
     doc_md=DOC,
     tags=["crm", "transform", "dbt"],
-    default_args={"owner": "analytics-engineering", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={"owner": "analytics-engineering", "retries": 1, "retry_delay": timedelta(minutes=1),
+                  "on_failure_callback": alerts.on_failure},
 )
 def crm_transform():
     @task
@@ -39,15 +45,25 @@ def crm_transform():
     def score_customers() -> dict:
         return transform.score_customers()
 
+    @task(retries=0)  # a failing test is not transient
+    def dbt_build_marts_shadow() -> None:
+        transform.build_marts_shadow()
+
+    @task(retries=0)
+    def audit_marts() -> dict:
+        return transform.audit_marts()
+
     @task(outlets=[MARTS])
-    def dbt_build_marts() -> None:
-        transform.build_marts()
+    def publish_marts(audit: dict) -> int:
+        return transform.publish_marts(get_current_context()["run_id"], audit)
 
     @task
     def dbt_docs_generate() -> str:
         return str(transform.generate_docs())
 
-    dbt_build_core() >> score_customers() >> dbt_build_marts() >> dbt_docs_generate()
+    audit = audit_marts()
+    dbt_build_core() >> score_customers() >> dbt_build_marts_shadow() >> audit
+    publish_marts(audit) >> dbt_docs_generate()
 
 
 crm_transform()

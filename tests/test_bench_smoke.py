@@ -19,4 +19,6 @@ def test_quick_benchmark_writes_its_results(embedded):
     assert figures["simulator"]["rows"] == figures["raw_load"]["project"]["rows"]
     assert 0 < figures["gate"]["share_of_load_wall_time"] < 1
     assert len(figures["queries"]["queries"]) == 10
-    assert set(figures["transform"]["seconds"]) == {"dbt_core", "predictive", "dbt_marts"}
+    assert set(figures["transform"]["seconds"]) == {"dbt_core", "predictive", "dbt_marts_shadow", "marts_audit",
+                                                    "marts_publish"}
+    assert 0 < figures["validation"]["share_of_pipeline_wall_time"] < 1

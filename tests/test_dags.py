@@ -51,3 +51,27 @@ def test_every_dag_is_documented_owned_and_tagged(dagbag):
         assert dag.doc_md and len(dag.doc_md) > 100, dag.dag_id
         assert dag.tags, dag.dag_id
         assert all(task.owner not in ("", "airflow") for task in dag.tasks), dag.dag_id
+
+
+def test_transform_writes_audits_then_publishes_the_marts(dagbag):
+    dag = dagbag.dags["crm_transform"]
+    assert dag.get_task("audit_marts").upstream_task_ids == {"dbt_build_marts_shadow"}
+    assert dag.get_task("publish_marts").upstream_task_ids == {"audit_marts"}
+    assert {outlet.name for outlet in dag.get_task("publish_marts").outlets} == {"crm_marts"}
+    assert not [t for t in dag.tasks if t.task_id != "publish_marts" and t.outlets]
+
+
+def test_every_task_records_an_alert_when_it_fails(dagbag):
+    from crm_warehouse import alerts
+
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert alerts.on_failure in (task.on_failure_callback or []), task.task_id
+
+
+def test_data_docs_are_built_after_every_load_without_hiding_a_failed_one(dagbag):
+    dag = dagbag.dags["crm_ingest"]
+    docs = dag.get_task("build_data_docs")
+    assert docs.trigger_rule == "all_done"
+    assert {f"load_{name}" for name in objects.all_objects()} <= docs.upstream_task_ids
+    assert docs.downstream_task_ids == {"publish_raw_asset"}  # not a leaf: the run fails with its loads

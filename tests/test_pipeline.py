@@ -1,14 +1,30 @@
 """The whole pipeline at a small scale, through real Airflow DAG runs, dbt and GX, on the embedded server.
 
-Tests in this module build on each other in order: first load, rerun, incremental load, a held batch.
+Tests in this module build on each other in order: first load, rerun, incremental load, a quarantined
+row, a held batch with its alert, a failing marts audit, a publish and a rollback.
 """
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+from datetime import timedelta
+
 import pytest
 
-from crm_warehouse import airflow_runner, extract_load, objects, simulator, status, transform
-from crm_warehouse.errors import BatchHeld
+from crm_warehouse import (
+    airflow_runner,
+    cli,
+    extract_load,
+    marts_audit,
+    marts_publish,
+    objects,
+    simulator,
+    status,
+    transform,
+)
+from crm_warehouse.errors import WarehouseError
 from tests.conftest import query, scalar
 
 SCALE = 0.02
@@ -156,26 +172,93 @@ def test_rebuilding_the_marts_as_of_the_first_run_reproduces_it(embedded, pipeli
     assert mart_digests(embedded.warehouse) == FIRST_RUN_MARTS
 
 
-def test_a_bad_batch_is_held_and_raw_is_unchanged(embedded, pipeline):
-    customer_id = scalar(embedded.source, "select min(customer_id) from crm.customers")
-    query(embedded.source, "update crm.customers set email = 'not-an-email', "
-                           "updated_at = (select max(updated_at) from crm.customers) + interval '1 second' "
-                           "where customer_id = %s", (customer_id,))
-    before = raw_counts(embedded.warehouse)
-    with pytest.raises(BatchHeld) as held:
-        extract_load.load_object("customers", "test-bad-batch")
-    message = str(held.value)
-    assert "customers" in message and "email" in message and str(customer_id) in message
-    assert raw_counts(embedded.warehouse) == before
-    status_row = query(embedded.warehouse, "select status, rows_published from ops.load_batches "
-                                           "where run_id = 'test-bad-batch'")
-    assert status_row == [("held", 0)]
+def test_a_bad_row_is_quarantined_and_the_rest_of_its_batch_published(embedded, pipeline):
+    customer_id, other_id = [r[0] for r in query(embedded.source,
+                                                 "select customer_id from crm.customers order by 1 limit 2")]
+    query(embedded.source, "update crm.customers set email = case when customer_id = %s then 'not-an-email' "
+                           "else email end, updated_at = now() - interval '1 second' "
+                           "where customer_id in (%s, %s)", (customer_id, customer_id, other_id))
+    result = extract_load.load_object("customers", "test-bad-row")
+    assert (result.status, result.rows_published, result.rows_quarantined) == ("published", 1, 1)
+    assert query(embedded.warehouse, "select customer_id, _failed_rules from quarantine.customers "
+                                     "where _batch_id = %s", (result.batch_id,)) == [
+        (customer_id, ["match_regex(email)"])]
+    assert scalar(embedded.warehouse, "select customer_id from raw_crm.customers where _batch_id = %s",
+                  (result.batch_id,)) == other_id
 
-    # After the source is fixed, the next run re-extracts the same range and publishes it.
-    query(embedded.source, "update crm.customers set email = 'fixed@example.com', "
-                           "updated_at = (select max(updated_at) from crm.customers) + interval '1 second' "
-                           "where customer_id = %s", (customer_id,))
-    result = extract_load.load_object("customers", "test-after-fix")
-    assert result.status == "published"
-    assert scalar(embedded.warehouse, "select email from raw_crm.customers where customer_id = %s "
-                                      "order by _batch_id desc limit 1", (customer_id,)) == "fixed@example.com"
+
+class AlertReceiver(http.server.BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        AlertReceiver.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_held_batch_fails_its_task_and_raises_an_alert_through_the_connection(embedded, pipeline):
+    server = http.server.HTTPServer(("127.0.0.1", 0), AlertReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**pipeline, "AIRFLOW_CONN_CRMWH_ALERTS": f"http://127.0.0.1:{server.server_port}/hooks/crmwh"}
+    query(embedded.source, "update crm.refunds set currency = 'XXX', updated_at = now() - interval '1 second'")
+    try:
+        with pytest.raises(WarehouseError, match="crm_ingest"):
+            airflow_runner.dags_test("crm_ingest", env=env, echo=lambda *_: None)
+    finally:
+        server.shutdown()
+    held = query(embedded.warehouse, "select batch_id, held_rule from ops.load_batches where object_name = 'refunds' "
+                                     "and status = 'held'")
+    assert [rule for _, rule in held] == ["max_failing_share"]
+    alerts = query(embedded.warehouse, "select task_id, message, delivered_to from ops.alerts "
+                                       "where dag_id = 'crm_ingest'")
+    assert [(task, to) for task, _, to in alerts] == [
+        ("load_refunds", f"http://127.0.0.1:{server.server_port}/hooks/crmwh")]
+    assert f"Batch {held[0][0]} of refunds held" in alerts[0][1]
+    assert [a["task_id"] for a in AlertReceiver.received] == ["load_refunds"]
+    # the object is resolved by replaying it once the source is fixed
+    query(embedded.source, "update crm.refunds set currency = 'USD', updated_at = now() - interval '1 second' "
+                           "where currency = 'XXX'")
+    assert cli.main(["replay", str(held[0][0]), "--reason", "currency fixed in the CRM"]) == 0
+
+
+def test_a_failing_mart_audit_leaves_marts_as_they_were(embedded, pipeline, tmp_path, monkeypatch):
+    before = mart_digests(embedded.warehouse)
+    versions = scalar(embedded.warehouse, "select count(*) from ops.marts_versions where status = 'published'")
+    for suite in marts_audit.suites_dir().glob("*.json"):
+        (tmp_path / suite.name).write_text(suite.read_text())
+    broken = json.loads((tmp_path / "mart_customer_ltv.json").read_text())
+    broken["expectations"].append({"type": "expect_column_values_to_be_between",
+                                   "kwargs": {"column": "order_count", "max_value": 0}, "meta": {"severity": "error"}})
+    (tmp_path / "mart_customer_ltv.json").write_text(json.dumps(broken))
+    monkeypatch.setattr(marts_audit, "suites_dir", lambda: tmp_path)
+    with pytest.raises(marts_publish.MartsNotPublished, match="mart_customer_ltv.*order_count"):
+        transform.build_marts()
+    assert mart_digests(embedded.warehouse) == before
+    assert scalar(embedded.warehouse, "select count(*) from ops.marts_versions where status = 'published'") == versions
+    assert scalar(embedded.warehouse, "select status from ops.marts_versions order by version_id desc limit 1") == (
+        "failed_audit")
+
+
+def test_publishing_keeps_grants_and_rollback_restores_the_previous_marts(embedded, pipeline):
+    query(embedded.warehouse, "drop role if exists crmwh_test_analyst")
+    query(embedded.warehouse, "create role crmwh_test_analyst")
+    query(embedded.warehouse, "grant usage on schema marts to crmwh_test_analyst")
+    query(embedded.warehouse, "grant select on marts.mart_customer_ltv to crmwh_test_analyst")
+    live = mart_digests(embedded.warehouse)
+    live_as_of = scalar(embedded.warehouse, "select max(as_of_date) from marts.mart_customer_ltv")
+    earlier = (live_as_of - timedelta(days=1)).isoformat()
+    transform.build_marts(as_of_date=earlier)
+    assert scalar(embedded.warehouse, "select max(as_of_date) from marts.mart_customer_ltv").isoformat() == earlier
+    assert scalar(embedded.warehouse, "select has_schema_privilege('crmwh_test_analyst', 'marts', 'usage') "
+                                      "and has_table_privilege('crmwh_test_analyst', 'marts.mart_customer_ltv', "
+                                      "'select')")
+    assert cli.main(["rollback-marts", "--reason", "test"]) == 0
+    assert mart_digests(embedded.warehouse) == live
+    assert scalar(embedded.warehouse, "select has_table_privilege('crmwh_test_analyst', 'marts.mart_customer_ltv', "
+                                      "'select')")
+    assert query(embedded.warehouse, "select action, actor is not null from ops.marts_versions "
+                                     "order by version_id desc limit 1") == [("rollback", True)]

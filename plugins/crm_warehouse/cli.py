@@ -57,7 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ingest-only", action="store_true")
     rebuild = command("rebuild", cmd_rebuild, "Rebuild core, scores and marts, optionally as of a past date.")
     rebuild.add_argument("--as-of", dest="as_of", help="YYYY-MM-DD (default: the latest loaded day)")
-    command("status", cmd_status, "Show the latest batch of every CRM object and any held batches.")
+    command("status", cmd_status, "Show the latest batch of every CRM object, held batches and quarantine totals.")
+    release = command("release", cmd_release,
+                      "Publish a held batch after a fix: its rows pass the row rules again (bad rows quarantined).")
+    release.add_argument("batch_id", type=int)
+    release.add_argument("--reason", required=True, help="why the batch may be published (recorded)")
+    replay = command("replay", cmd_replay,
+                     "Drop a held batch (its rows archived in quarantine) and extract its range again from the source.")
+    replay.add_argument("batch_id", type=int)
+    replay.add_argument("--reason", required=True, help="what was fixed (recorded)")
+    rollback = command("rollback-marts", cmd_rollback_marts,
+                       "Swap the previous marts version back in (run it again to roll forward).")
+    rollback.add_argument("--reason", default="", help="recorded in ops.marts_versions")
+    command("quality-docs", cmd_quality_docs, "Build the Great Expectations Data Docs site and print its location.")
     demo = command("demo", cmd_demo, "Simulate a small CRM, run the whole pipeline, show what was built.")
     demo.add_argument("--scale", type=float, default=0.1)
     demo.add_argument("--seed", type=int, default=42)
@@ -138,6 +150,39 @@ def cmd_status(args) -> None:
     from crm_warehouse import status
 
     status.print_status(settings.warehouse_dsn())
+
+
+def cmd_release(args) -> None:
+    from crm_warehouse import batch_actions
+
+    result = batch_actions.release(args.batch_id, batch_actions.default_actor(), args.reason)
+    print(f"Batch {args.batch_id} of {result.object_name} released: {result.rows_published} row(s) published, "
+          f"{result.rows_quarantined} quarantined.")
+
+
+def cmd_replay(args) -> None:
+    from crm_warehouse import batch_actions
+    from crm_warehouse.errors import BatchHeld
+
+    try:
+        result = batch_actions.replay(args.batch_id, batch_actions.default_actor(), args.reason)
+    except BatchHeld as exc:
+        raise PipelineFailed(str(exc)) from None
+    print(f"Batch {args.batch_id} replayed: new batch {result.batch_id} of {result.object_name} is {result.status} "
+          f"({result.rows_published} published, {result.rows_quarantined} quarantined).")
+
+
+def cmd_rollback_marts(args) -> None:
+    from crm_warehouse import batch_actions, marts_publish
+
+    version = marts_publish.rollback(batch_actions.default_actor(), args.reason)
+    print(f"Marts rolled back (ops.marts_versions {version}); the replaced version is now marts_previous.")
+
+
+def cmd_quality_docs(args) -> None:
+    from crm_warehouse import gx_docs
+
+    print(f"Great Expectations Data Docs: file://{gx_docs.build()}")
 
 
 def cmd_demo(args) -> None:

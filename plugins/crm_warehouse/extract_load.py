@@ -2,9 +2,12 @@
 
 One batch per (object, run): rows with updated_at in (watermark, run cutoff] stream from the source
 with binary COPY into the unlogged landing table, in the same transaction as the batch's ledger row.
-The load gate validates the batch in landing; a passing batch is published to the append-only
-raw table with one set-based INSERT ... SELECT, in the same transaction that records it and moves the
-watermark. A failing batch is held: nothing is published and the watermark stays where it was.
+The load gate screens the batch in landing (load_gate.py): rows that break an error rule go to
+quarantine.<object>, the rest to the append-only raw table, both with set-based INSERT ... SELECT in
+the transaction that records the counts and moves the watermark. A batch that breaks a batch rule
+(schema drift, stale source, volume far outside the object's history, too many failing rows) is held:
+nothing is published, the watermark stays, and the object loads nothing more until the batch is
+released or replayed (batch_actions.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from crm_warehouse import objects, settings, warehouse
+from crm_warehouse import gate_rules, objects, settings, source_copy, warehouse
 from crm_warehouse.errors import BatchHeld, WarehouseError
 from crm_warehouse.warehouse import LANDING, RAW, SOURCE_SCHEMA, Column
 
@@ -32,6 +35,7 @@ class BatchResult:
     batch_id: int | None = None
     rows_extracted: int = 0
     rows_published: int = 0
+    rows_quarantined: int = 0
     watermark_from: datetime | None = None
     watermark_to: datetime | None = None
     message: str = ""
@@ -49,7 +53,7 @@ def source_cutoff(source_dsn: str | None = None) -> datetime:
         return source.execute("select now()").fetchone()[0]
 
 
-def load_object(name: str, run_id: str, cutoff: datetime | None = None) -> BatchResult:
+def load_object(name: str, run_id: str, cutoff: datetime | None = None, *, check_volume: bool = True) -> BatchResult:
     obj = objects.get(name)
     dsns = settings.connections()
     with warehouse.connect(dsns.warehouse) as wh, warehouse.connect(dsns.source, role="CRM source") as source:
@@ -58,14 +62,19 @@ def load_object(name: str, run_id: str, cutoff: datetime | None = None) -> Batch
         if previous:
             log.info("%s: run %s already published batch %s; nothing to do", name, run_id, previous)
             return BatchResult(name, "already_loaded", batch_id=previous)
-        columns = _prepare_tables(wh, source, obj)
+        _refuse_while_held(wh, name)
         _abandon_unfinished_batches(wh, name)
         cutoff = cutoff or source.execute("select now()").fetchone()[0]
+        columns = _prepare_tables(wh, source, obj, run_id, cutoff)
+        _check_freshness(wh, source, obj, run_id, cutoff)
         result = _extract_to_landing(wh, source, obj, columns, run_id, cutoff)
         if result.status == "empty":
             log.info("%s: nothing new since %s", name, result.watermark_from)
             return result
-        _gate_and_publish(wh, obj, columns, result)
+        suite = gate_rules.load(obj.suite_path)
+        if check_volume:
+            _check_volume(wh, suite, result)
+        gate_and_publish(wh, suite, columns, result)
     return result
 
 
@@ -77,8 +86,22 @@ def _published_batch_for_run(wh: psycopg.Connection, name: str, run_id: str) -> 
     return row[0] if row else None
 
 
-def _prepare_tables(wh: psycopg.Connection, source: psycopg.Connection, obj: objects.CrmObject) -> list[Column]:
-    """Create landing/raw tables on first sight; add new source columns; refuse dropped or retyped ones."""
+def _refuse_while_held(wh: psycopg.Connection, name: str) -> None:
+    held = wh.execute(
+        "select batch_id, held_rule from ops.load_batches where object_name = %s and status = 'held' "
+        "order by batch_id limit 1", (name,),
+    ).fetchone()
+    if held:
+        raise BatchHeld(
+            f"{name}: batch {held[0]} is held ({held[1]}), so nothing more of {name} is loaded until it is "
+            f"resolved: `crmwh release {held[0]}` after a fix, or `crmwh replay {held[0]}` to extract it again. "
+            f"Details: `crmwh status` and ops.load_batches."
+        )
+
+
+def _prepare_tables(wh: psycopg.Connection, source: psycopg.Connection, obj: objects.CrmObject,
+                    run_id: str, cutoff: datetime) -> list[Column]:
+    """Create landing/raw/quarantine tables on first sight; add new source columns; hold on dropped or retyped ones."""
     columns = warehouse.source_columns(source, obj.name)
     if obj.key not in {c.name for c in columns} or "updated_at" not in {c.name for c in columns}:
         raise WarehouseError(
@@ -90,18 +113,108 @@ def _prepare_tables(wh: psycopg.Connection, source: psycopg.Connection, obj: obj
     missing = [c for c in raw if c not in {col.name for col in columns} and not c.startswith("_")]
     retyped = [f"{c.name} ({raw[c.name]} -> {c.type})" for c in columns if c.name in raw and raw[c.name] != c.type]
     if missing or retyped:
-        problems = "; ".join(filter(None, [f"missing: {', '.join(missing)}" if missing else "",
+        problems = "; ".join(filter(None, [f"missing or renamed: {', '.join(missing)}" if missing else "",
                                            f"retyped: {', '.join(retyped)}" if retyped else ""]))
-        raise WarehouseError(
-            f"{obj.name}: schema drift in {SOURCE_SCHEMA}.{obj.name} ({problems}); nothing was loaded. "
-            f"Restore the column(s) in the source or migrate raw_crm.{obj.name} first."
+        _hold_before_extract(
+            wh, obj.name, run_id, cutoff, "schema_drift",
+            f"schema drift in {SOURCE_SCHEMA}.{obj.name} ({problems}); nothing was extracted. Restore the "
+            f"column(s) in the source or migrate raw_crm.{obj.name} (and landing, quarantine) to match, then replay.",
+            sample=missing + retyped,
         )
     new = [c for c in columns if c.name not in raw]
     if new:
         with wh.transaction():
             warehouse.add_columns(wh, obj.name, new)
-        log.info("%s: added new source column(s) %s to landing and raw", obj.name, ", ".join(c.name for c in new))
+        log.info("%s: added new source column(s) %s to landing, raw and quarantine",
+                 obj.name, ", ".join(c.name for c in new))
     return columns
+
+
+def _check_freshness(wh: psycopg.Connection, source: psycopg.Connection, obj: objects.CrmObject,
+                     run_id: str, cutoff: datetime) -> None:
+    """Hold when the source is behind what was already loaded, or older than the configured staleness."""
+    newest = source.execute(
+        sql.SQL("select max(updated_at) from {}.{} where updated_at <= %s").format(
+            sql.Identifier(SOURCE_SCHEMA), sql.Identifier(obj.name)), (cutoff,)
+    ).fetchone()[0]
+    watermark = _current_watermark(wh, obj.name)
+    if watermark and (newest is None or newest < watermark):
+        _hold_before_extract(
+            wh, obj.name, run_id, cutoff, "stale_source",
+            f"stale source: the newest change in {SOURCE_SCHEMA}.{obj.name} ({newest}) is older than the newest "
+            f"change already loaded ({watermark}); the source looks restored from an older copy or is a lagging "
+            f"replica. Nothing was extracted; replay once the source has caught up.",
+            sample=[str(newest)],
+        )
+    limit = settings.source_max_staleness_hours()
+    if limit is not None:
+        freshest = source.execute(
+            sql.SQL("select max(newest) from ({}) t").format(sql.SQL(" union all ").join(
+                sql.SQL("select max(updated_at) as newest from {}.{}").format(
+                    sql.Identifier(SOURCE_SCHEMA), sql.Identifier(name))
+                for name in objects.all_objects()))
+        ).fetchone()[0]
+        if freshest is None or (cutoff - freshest).total_seconds() > limit * 3600:
+            _hold_before_extract(
+                wh, obj.name, run_id, cutoff, "stale_source",
+                f"stale source: its newest change of any object ({freshest}) is more than "
+                f"CRMWH_SOURCE_MAX_STALENESS_HOURS={limit:g} h before its clock ({cutoff}). Nothing was extracted; "
+                f"replay once the source is being updated again.",
+                sample=[str(freshest)],
+            )
+
+
+def _hold_before_extract(wh: psycopg.Connection, name: str, run_id: str, cutoff: datetime, rule: str,
+                         message: str, sample: list) -> None:
+    """A batch held before any row was extracted: recorded with no rows, so it can be replayed."""
+    with wh.transaction():
+        batch_id = wh.execute(
+            """
+            insert into ops.load_batches (object_name, run_id, status, watermark_from, watermark_to, rows_extracted,
+                                          held_rule, validation)
+            values (%s, %s, 'held', %s, %s, 0, %s, %s) returning batch_id
+            """,
+            (name, run_id, _current_watermark(wh, name), cutoff, rule,
+             Jsonb({"findings": [{"rule": rule, "severity": "error", "scope": "batch", "sample_keys": sample}]})),
+        ).fetchone()[0]
+        text = f"Batch {batch_id} of {name} held ({rule}): {message}"
+        wh.execute("update ops.load_batches set message = %s where batch_id = %s", (text, batch_id))
+    raise BatchHeld(text)
+
+
+def _check_volume(wh: psycopg.Connection, suite: gate_rules.GateSuite, result: BatchResult) -> None:
+    """Hold a batch far outside the object's recent incremental batches (never on the first loads)."""
+    history = [r[0] for r in wh.execute(
+        """
+        select rows_extracted from ops.load_batches
+        where object_name = %s and status = 'published' and watermark_from is not null and rows_extracted > 0
+        order by batch_id desc limit %s
+        """, (result.object_name, suite.settings["volume_history"]),
+    ).fetchall()]
+    if len(history) < suite.settings["volume_min_history"]:
+        return
+    ratio = suite.settings["volume_ratio"]
+    low, high = min(history) / ratio, max(history) * ratio
+    if low <= result.rows_extracted <= high:
+        return
+    finding = {"rule": "volume", "severity": "error", "scope": "batch", "unexpected_count": result.rows_extracted,
+               "sample_keys": _sample_keys(wh, suite, result.batch_id)}
+    message = (
+        f"Batch {result.batch_id} of {result.object_name} held (volume): {result.rows_extracted} rows, outside "
+        f"[{low:.0f}, {high:.0f}] = the last {len(history)} incremental batches ({min(history)}-{max(history)} rows) "
+        f"divided/multiplied by {ratio:g}; sample keys {finding['sample_keys']}. Nothing was published; the rows "
+        f"are in {LANDING}.{result.object_name}. If the volume is genuine run `crmwh release {result.batch_id}`, "
+        f"else `crmwh replay {result.batch_id}` after fixing the source."
+    )
+    _hold(wh, result, "volume", message, {"findings": [finding]})
+    raise BatchHeld(message)
+
+
+def _sample_keys(wh: psycopg.Connection, suite: gate_rules.GateSuite, batch_id: int) -> list:
+    return [r[0] for r in wh.execute(
+        sql.SQL("select {k}::text from {l}.{t} where _batch_id = %s order by _row_id limit 5").format(
+            k=sql.Identifier(suite.key), l=sql.Identifier(LANDING), t=sql.Identifier(suite.object_name)),
+        (batch_id,)).fetchall()]
 
 
 def _abandon_unfinished_batches(wh: psycopg.Connection, name: str) -> None:
@@ -115,7 +228,7 @@ def _abandon_unfinished_batches(wh: psycopg.Connection, name: str) -> None:
             (name,),
         ).fetchall()
         for (batch_id,) in stale:
-            _delete_landing(wh, name, batch_id)
+            delete_landing(wh, name, batch_id)
     if stale:
         log.warning("%s: abandoned unfinished batch(es) %s", name, [b for (b,) in stale])
 
@@ -138,14 +251,16 @@ def _extract_to_landing(
             """,
             (obj.name, run_id, watermark_from, cutoff),
         ).fetchone()
-        rows = _copy_batch(wh, source, obj, columns, batch_id, extracted_at, watermark_from, cutoff)
+        rows = source_copy.copy_batch(wh, source, obj.name, columns, (batch_id, extracted_at),
+                                      watermark_from, cutoff)
         # The new watermark is the newest change actually extracted, not the cutoff: the source's
         # timestamps may lag the source's clock (simulated history, replicas, batch imports).
         watermark_to = wh.execute(
             sql.SQL("select max(updated_at) from {}.{} where _batch_id = %s").format(
                 sql.Identifier(LANDING), sql.Identifier(obj.name)), (batch_id,)
         ).fetchone()[0]
-        result = BatchResult(obj.name, "landed", batch_id, rows, 0, watermark_from, watermark_to)
+        result = BatchResult(obj.name, "landed", batch_id, rows,
+                             watermark_from=watermark_from, watermark_to=watermark_to)
         if rows == 0:
             result.status = "empty"
             result.batch_id = None
@@ -167,103 +282,70 @@ def _current_watermark(wh: psycopg.Connection, name: str) -> datetime | None:
     return row[0] if row else None
 
 
-def _copy_batch(
-    wh: psycopg.Connection,
-    source: psycopg.Connection,
-    obj: objects.CrmObject,
-    columns: list[Column],
-    batch_id: int,
-    extracted_at: datetime,
-    watermark_from: datetime | None,
-    cutoff: datetime,
-) -> int:
-    """Stream the changed rows source -> landing with binary COPY; returns the row count."""
-    names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-    since = sql.Literal(watermark_from) if watermark_from else sql.SQL("'-infinity'::timestamptz")
-    select = sql.SQL(
-        "copy (select {names}, {batch}::bigint, {extracted}::timestamptz from {schema}.{table} "
-        "where updated_at > {since} and updated_at <= {cutoff}) to stdout (format binary)"
-    ).format(
-        names=names,
-        batch=sql.Literal(batch_id),
-        extracted=sql.Literal(extracted_at),
-        schema=sql.Identifier(SOURCE_SCHEMA),
-        table=sql.Identifier(obj.name),
-        since=since,
-        cutoff=sql.Literal(cutoff),
-    )
-    insert = sql.SQL("copy {}.{} ({}, _batch_id, _extracted_at) from stdin (format binary)").format(
-        sql.Identifier(LANDING), sql.Identifier(obj.name), names
-    )
-    with source.transaction(), source.cursor() as out, wh.cursor() as into:
-        with out.copy(select) as reader, into.copy(insert) as writer:
-            for chunk in reader:
-                writer.write(chunk)
-        return into.rowcount
-
-
-def _gate_and_publish(wh: psycopg.Connection, obj: objects.CrmObject, columns: list[Column], result: BatchResult):
-    from crm_warehouse import load_gate
+def gate_and_publish(wh: psycopg.Connection, suite: gate_rules.GateSuite, columns: list[Column],
+                     result: BatchResult, *, check_share: bool = True) -> None:
+    """Screen and validate a landed batch; quarantine its error rows and publish the rest, or hold it."""
+    from crm_warehouse import load_gate, row_screen
 
     started = time.perf_counter()
-    verdict = load_gate.validate_batch(obj, result.batch_id)
+    verdict = load_gate.validate_batch(wh, suite, result.batch_id, result.rows_extracted, check_share)
     validate_seconds = round(time.perf_counter() - started, 3)
+    name = suite.object_name
     if not verdict.passed:
-        _hold(wh, obj.name, result, verdict, validate_seconds)
-        raise BatchHeld(verdict.message(obj.name, result.batch_id))
+        message = verdict.message(name, result.batch_id)
+        _hold(wh, result, verdict.held_rule(), message, verdict.summary(), validate_seconds)
+        raise BatchHeld(message)
     started = time.perf_counter()
-    names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     with wh.transaction():
-        published = wh.execute(
-            sql.SQL(
-                "insert into {raw}.{table} ({names}, _batch_id, _extracted_at) "
-                "select {names}, _batch_id, _extracted_at from {landing}.{table} where _batch_id = %s"
-            ).format(raw=sql.Identifier(RAW), landing=sql.Identifier(LANDING), table=sql.Identifier(obj.name),
-                     names=names),
-            (result.batch_id,),
-        ).rowcount
-        _delete_landing(wh, obj.name, result.batch_id)
+        quarantined = row_screen.quarantine(wh, name, columns, result.batch_id)
+        published = row_screen.publish(wh, name, columns, result.batch_id)
+        delete_landing(wh, name, result.batch_id)
         wh.execute(
             """
-            update ops.load_batches set status = 'published', rows_published = %s, validated_at = %s::timestamptz,
-                   published_at = clock_timestamp(), validate_seconds = %s, publish_seconds = %s, validation = %s
+            update ops.load_batches set status = 'published', rows_published = %s, rows_quarantined = %s,
+                   validated_at = %s::timestamptz, published_at = clock_timestamp(), validate_seconds = %s,
+                   publish_seconds = %s, validation = %s, message = null, held_rule = null
             where batch_id = %s
             """,
-            (published, verdict.validated_at, validate_seconds, round(time.perf_counter() - started, 3),
-             Jsonb(verdict.summary()), result.batch_id),
+            (published, quarantined, verdict.validated_at, validate_seconds,
+             round(time.perf_counter() - started, 3), Jsonb(verdict.summary()), result.batch_id),
         )
-        wh.execute(
-            """
-            insert into ops.watermarks (object_name, watermark, last_batch_id) values (%s, %s, %s)
-            on conflict (object_name) do update
-               set watermark = excluded.watermark, last_batch_id = excluded.last_batch_id,
-                   updated_at = clock_timestamp()
-            """,
-            (obj.name, result.watermark_to, result.batch_id),
-        )
-    result.status, result.rows_published = "published", published
+        if result.watermark_to is not None:
+            wh.execute(
+                """
+                insert into ops.watermarks (object_name, watermark, last_batch_id) values (%s, %s, %s)
+                on conflict (object_name) do update
+                   set watermark = greatest(ops.watermarks.watermark, excluded.watermark),
+                       last_batch_id = excluded.last_batch_id, updated_at = clock_timestamp()
+                """,
+                (name, result.watermark_to, result.batch_id),
+            )
+    result.status, result.rows_published, result.rows_quarantined = "published", published, quarantined
     for warning in verdict.warnings:
-        log.warning("%s: batch %s warning: %s", obj.name, result.batch_id, warning)
-    log.info("%s: batch %s: %s rows changed in (%s, %s], gate passed (%d checks, %.1fs), published to %s.%s",
-             obj.name, result.batch_id, published, result.watermark_from or "start", result.watermark_to,
-             verdict.expectations_run, validate_seconds, RAW, obj.name)
+        log.warning("%s: batch %s warning: %s", name, result.batch_id, warning)
+    for finding in verdict.quarantine_rules:
+        log.warning("%s: batch %s quarantined rows breaking %s", name, result.batch_id, finding.describe())
+    log.info("%s: batch %s: %s rows changed in (%s, %s]: %s published to %s.%s, %s quarantined "
+             "(%d checks, %.1fs; GX result %s)",
+             name, result.batch_id, result.rows_extracted, result.watermark_from or "start", result.watermark_to,
+             published, RAW, name, quarantined, verdict.expectations_run, validate_seconds, verdict.data_docs_page)
 
 
-def _hold(wh, name: str, result: BatchResult, verdict, validate_seconds: float) -> None:
+def _hold(wh, result: BatchResult, rule: str, message: str, validation: dict, validate_seconds=None) -> None:
     # The held rows stay in landing, where they can be inspected and later released or replayed.
     with wh.transaction():
         wh.execute(
             """
-            update ops.load_batches set status = 'held', validated_at = %s::timestamptz, validate_seconds = %s,
-                   message = %s, validation = %s where batch_id = %s
+            update ops.load_batches set status = 'held', held_rule = %s, validated_at = clock_timestamp(),
+                   validate_seconds = %s, message = %s, validation = %s
+            where batch_id = %s
             """,
-            (verdict.validated_at, validate_seconds, verdict.message(name, result.batch_id),
-             Jsonb(verdict.summary()), result.batch_id),
+            (rule, validate_seconds, message, Jsonb(validation), result.batch_id),
         )
     result.status = "held"
 
 
-def _delete_landing(wh: psycopg.Connection, name: str, batch_id: int) -> None:
+def delete_landing(wh: psycopg.Connection, name: str, batch_id: int) -> None:
     wh.execute(
         sql.SQL("delete from {}.{} where _batch_id = %s").format(sql.Identifier(LANDING), sql.Identifier(name)),
         (batch_id,),

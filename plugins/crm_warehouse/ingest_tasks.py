@@ -39,6 +39,15 @@ def load_object(name: str, cutoff: str, run_id: str) -> dict:
 def summarize(results: list[dict]) -> dict:
     published = [r for r in results if r["status"] == "published"]
     rows = sum(r["rows_published"] for r in published)
-    log.info("Published %d row(s) in %d batch(es) to raw_crm; %d object(s) had nothing new",
-             rows, len(published), sum(r["status"] == "empty" for r in results))
-    return {"rows_published": rows, "batches": len(published)}
+    quarantined = sum(r.get("rows_quarantined", 0) for r in published)
+    log.info("Published %d row(s) in %d batch(es) to raw_crm, quarantined %d; %d object(s) had nothing new",
+             rows, len(published), quarantined, sum(r["status"] == "empty" for r in results))
+    return {"rows_published": rows, "rows_quarantined": quarantined, "batches": len(published)}
+
+
+def build_data_docs() -> str:
+    from crm_warehouse import gx_docs
+
+    index = gx_docs.build()
+    log.info("Great Expectations Data Docs of this run: file://%s", index)
+    return str(index)

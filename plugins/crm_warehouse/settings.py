@@ -61,3 +61,14 @@ def warehouse_dsn() -> str:
 
 def source_dsn() -> str:
     return connections().source
+
+
+def gx_dir() -> Path:
+    """The Great Expectations file context: validation results and the Data Docs site."""
+    return data_dir() / "gx"
+
+
+def source_max_staleness_hours() -> float | None:
+    """CRMWH_SOURCE_MAX_STALENESS_HOURS: hold every batch when the source's newest change is older."""
+    value = os.environ.get("CRMWH_SOURCE_MAX_STALENESS_HOURS")
+    return float(value) if value else None

@@ -18,6 +18,15 @@ from ops.load_batches
 order by object_name, batch_id desc
 """
 HELD = "select object_name, batch_id, rows_extracted, message from ops.load_batches where status = 'held' order by 2"
+QUARANTINE = """
+select object_name, sum(rows_quarantined)::bigint, count(*) filter (where rows_quarantined > 0),
+       max(batch_id) filter (where rows_quarantined > 0)
+from ops.load_batches where rows_quarantined > 0 group by 1 order by 1
+"""
+MARTS_VERSION = """
+select version_id, action, as_of_date, coalesce(published_at, recorded_at) from ops.marts_versions
+where status = 'published' order by version_id desc limit 1
+"""
 MARTS = """
 select table_name from information_schema.tables
 where table_schema = 'marts' and table_type = 'BASE TABLE' order by 1
@@ -51,6 +60,24 @@ def print_status(dsn: str, console: Console | None = None) -> None:
                 console.print(f"  {name} batch {batch_id} ({rows} rows): {message}")
         else:
             console.print("No held batches.")
+        _print_quarantine(conn, console)
+        version = conn.execute(MARTS_VERSION).fetchone()
+        if version:
+            console.print(f"Marts: version {version[0]} ({version[1]}, as of {version[2]}) live since "
+                          f"{_fmt(version[3])}; `crmwh rollback-marts` swaps the previous one back.")
+
+
+def _print_quarantine(conn, console: Console) -> None:
+    rows = conn.execute(QUARANTINE).fetchall()
+    if not rows:
+        console.print("Nothing quarantined.")
+        return
+    table = Table(title="Quarantined rows (quarantine.<object>, with the rules each row broke)")
+    for column in ("object", "rows", "batches", "latest batch"):
+        table.add_column(column, justify="left" if column == "object" else "right")
+    for row in rows:
+        table.add_row(*[_fmt(value) for value in row])
+    console.print(table)
 
 
 def mart_counts(dsn: str) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from crm_warehouse import settings
+from crm_warehouse import marts_audit, marts_publish, settings
 from crm_warehouse.errors import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,18 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None) -> None:
 MARTS = "path:models/marts"
 
 
-def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None) -> None:
-    """`dbt build`, optionally of a part of the project (dbt selector syntax) as of a date."""
+def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None,
+          marts_schema: str | None = None) -> None:
+    """`dbt build`, optionally of a part of the project (dbt selector syntax), as of a date, into a schema."""
     args = ["build"]
     if select:
         args += ["--select", select]
     if exclude:
         args += ["--exclude", exclude]
-    if as_of_date:
-        args += ["--vars", f"{{as_of_date: '{as_of_date}'}}"]
+    dbt_vars = {"as_of_date": as_of_date, "marts_schema": marts_schema}
+    dbt_vars = {key: value for key, value in dbt_vars.items() if value}
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
     run_dbt(*args)
 
 
@@ -80,8 +84,38 @@ def build_core(as_of_date: str | None = None) -> None:
     build(exclude=MARTS, as_of_date=as_of_date)
 
 
-def build_marts(as_of_date: str | None = None) -> None:
-    build(select=MARTS, as_of_date=as_of_date)
+def build_marts_shadow(as_of_date: str | None = None) -> None:
+    """Write: the marts and their dbt tests, in the shadow schema; `marts` is untouched."""
+    marts_publish.prepare_shadow()
+    try:
+        build(select=MARTS, as_of_date=as_of_date, marts_schema=marts_publish.SHADOW)
+    except WarehouseError as exc:
+        _not_published("build", f"the dbt build of {marts_publish.SHADOW} failed: {exc}", as_of_date)
+
+
+def audit_marts(as_of_date: str | None = None) -> dict:
+    """Audit: the GX suites of expectations/marts/ on the shadow marts."""
+    result = marts_audit.audit(compare_row_counts=as_of_date is None)
+    if not result.passed:
+        _not_published("audit", "the GX audit of the shadow marts failed: " + "; ".join(result.failures), as_of_date)
+    return result.summary()
+
+
+def publish_marts(run_id: str | None = None, audit: dict | None = None) -> int:
+    """Publish: swap the audited shadow in as `marts` in one transaction."""
+    return marts_publish.publish(run_id, audit)
+
+
+def build_marts(as_of_date: str | None = None, run_id: str | None = None) -> int:
+    build_marts_shadow(as_of_date)
+    return publish_marts(run_id, audit_marts(as_of_date))
+
+
+def _not_published(stage: str, reason: str, as_of_date: str | None) -> None:
+    message = (f"The marts were not published: {reason}. Schema marts is unchanged; the failed build is in "
+               f"{marts_publish.SHADOW} for inspection.")
+    marts_publish.record_failure(stage, message, as_of_date)
+    raise marts_publish.MartsNotPublished(message)
 
 
 def score_customers(as_of_date: str | None = None) -> dict:

@@ -22,7 +22,9 @@ def connect(dsn: str, *, autocommit: bool = True, role: str = "warehouse") -> ps
     Autocommit by default: every multi-statement change is an explicit `with conn.transaction()`.
     """
     try:
-        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="crmwh")
+        # UTF8 even from a SQL_ASCII source, whose text psycopg would otherwise return as bytes
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="crmwh",
+                               client_encoding="UTF8")
     except psycopg.OperationalError as exc:
         raise WarehouseError(f"Cannot connect to the {role} database ({safe_dsn(dsn)}): {_first_line(exc)}") from exc
 
@@ -64,39 +66,52 @@ def table_columns(conn: psycopg.Connection, schema: str, table: str) -> list[Col
     return [Column(name, type_) for name, type_ in rows]
 
 
+QUARANTINE = "quarantine"
+QUARANTINE_COLUMNS = (("_row_id", "bigint"), ("_failed_rules", "text[] not null"),
+                      ("_quarantined_at", "timestamptz not null default clock_timestamp()"),
+                      ("_released_batch_id", "bigint"))
+
+
 def ensure_object_tables(conn: psycopg.Connection, table: str, key: str, columns: list[Column]) -> None:
-    """Create landing.<table> (unlogged) and raw_crm.<table> with the source's columns plus load columns."""
-    definition = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type))
-        for c in [*columns, *(Column(n, t) for n, t in LOAD_COLUMNS)]
-    )
+    """Create landing.<table> (unlogged), raw_crm.<table> and quarantine.<table> for one CRM object.
+
+    Each holds the source's columns plus the load columns; landing numbers its rows (_row_id) so the
+    gate can route a row even when its key is missing or duplicated, and quarantine adds the rules a
+    row broke.
+    """
+    load_columns = [*columns, *(Column(n, t) for n, t in LOAD_COLUMNS)]
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"crmwh.ddl.{table}",))
-        conn.execute(
-            sql.SQL("create unlogged table if not exists {}.{} ({})").format(
-                sql.Identifier(LANDING), sql.Identifier(table), definition
-            )
-        )
-        conn.execute(
-            sql.SQL("create index if not exists {} on {}.{} (_batch_id)").format(
-                sql.Identifier(f"{table}_batch_idx"), sql.Identifier(LANDING), sql.Identifier(table)
-            )
-        )
-        conn.execute(
-            sql.SQL("create table if not exists {}.{} ({})").format(
-                sql.Identifier(RAW), sql.Identifier(table), definition
-            )
-        )
-        conn.execute(
-            sql.SQL("create index if not exists {} on {}.{} ({}, _batch_id)").format(
-                sql.Identifier(f"{table}_key_idx"), sql.Identifier(RAW), sql.Identifier(table), sql.Identifier(key)
-            )
-        )
+        landing_columns = [Column("_row_id", "bigint generated always as identity"),
+                           Column("_invalid_encoding", "text[]")]  # set by source_copy's checked copy
+        _create_table(conn, LANDING, table, [*load_columns, *landing_columns], unlogged=True)
+        _create_index(conn, LANDING, table, f"{table}_batch_idx", ["_batch_id"])
+        _create_table(conn, RAW, table, load_columns)
+        _create_index(conn, RAW, table, f"{table}_key_idx", [key, "_batch_id"])
+        _create_table(conn, QUARANTINE, table, [*load_columns, *(Column(n, t) for n, t in QUARANTINE_COLUMNS)])
+        _create_index(conn, QUARANTINE, table, f"{table}_batch_idx", ["_batch_id"])
+
+
+def _create_table(conn: psycopg.Connection, schema: str, table: str, columns: list[Column], unlogged=False) -> None:
+    definition = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in columns)
+    conn.execute(sql.SQL("create {}table if not exists {}.{} ({})").format(
+        sql.SQL("unlogged " if unlogged else ""), sql.Identifier(schema), sql.Identifier(table), definition))
+    existing = {c.name for c in table_columns(conn, schema, table)}
+    # tables made by an earlier version lack newer load columns; source columns change only by add_columns
+    for column in (c for c in columns if c.name.startswith("_") and c.name not in existing):
+        conn.execute(sql.SQL("alter table {}.{} add column if not exists {} {}").format(
+            sql.Identifier(schema), sql.Identifier(table), sql.Identifier(column.name), sql.SQL(column.type)))
+
+
+def _create_index(conn: psycopg.Connection, schema: str, table: str, name: str, columns: list[str]) -> None:
+    conn.execute(sql.SQL("create index if not exists {} on {}.{} ({})").format(
+        sql.Identifier(name), sql.Identifier(schema), sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns)))
 
 
 def add_columns(conn: psycopg.Connection, table: str, columns: list[Column]) -> None:
-    """A new source column is added to landing and raw (older rows read as null)."""
-    for schema in (LANDING, RAW):
+    """A new source column is added to landing, raw and quarantine (older rows read as null)."""
+    for schema in (LANDING, RAW, QUARANTINE):
         for column in columns:
             conn.execute(
                 sql.SQL("alter table {}.{} add column if not exists {} {}").format(

@@ -1,14 +1,14 @@
 -- Schemas and the load ledger of the warehouse. Idempotent: run by `crmwh init` and before every load.
 create schema if not exists landing;     -- one batch per (object, run); unlogged; never read by dbt
 create schema if not exists raw_crm;     -- append-only history, one table per CRM object
-create schema if not exists quarantine;  -- rows that failed a row-level rule (later issue)
+create schema if not exists quarantine;  -- rows that broke an error rule of the load gate, per object
 create schema if not exists ops;         -- load ledger, watermarks, audit
 
 create table if not exists ops.load_batches (
     batch_id            bigint generated always as identity primary key,
     object_name         text not null,
     run_id              text not null,
-    status              text not null check (status in ('extracting', 'landed', 'published', 'held', 'failed')),
+    status              text not null,
     watermark_from      timestamptz,            -- exclusive; null on the first load
     watermark_to        timestamptz not null,   -- inclusive: the newest updated_at in the batch
     rows_extracted      bigint,
@@ -24,6 +24,13 @@ create table if not exists ops.load_batches (
     message             text,
     validation          jsonb
 );
+-- statuses: extracting -> landed -> published | held; held -> published (released) | replayed;
+-- failed = abandoned by a crashed run (its rows are re-extracted by the next run)
+alter table ops.load_batches drop constraint if exists load_batches_status_check;
+alter table ops.load_batches add constraint load_batches_status_check
+    check (status in ('extracting', 'landed', 'published', 'held', 'replayed', 'failed'));
+alter table ops.load_batches add column if not exists held_rule text;
+alter table ops.load_batches add column if not exists replayed_by_batch_id bigint;
 create index if not exists load_batches_object_idx on ops.load_batches (object_name, batch_id desc);
 create index if not exists load_batches_run_idx on ops.load_batches (run_id, object_name);
 
@@ -34,18 +41,76 @@ create table if not exists ops.watermarks (
     updated_at          timestamptz not null default clock_timestamp()
 );
 
--- The invariant, per batch: extracted = published + quarantined, or the batch is held.
-create or replace view ops.batch_reconciliation as
+-- Rows of a batch that broke a row rule of the load gate: error rules send the row to quarantine,
+-- warn rules are only recorded. Written by the row screen, read by the GX suite of the batch.
+create table if not exists ops.row_findings (
+    batch_id            bigint not null references ops.load_batches (batch_id),
+    object_name         text not null,
+    row_id              bigint not null,          -- landing._row_id
+    row_key             text,                     -- the object's key, as text (null when missing)
+    error_rules         text[] not null,
+    warn_rules          text[] not null,
+    primary key (batch_id, row_id)
+);
+
+-- Release and replay of held batches, and re-screens of quarantined rows: who, when, why.
+create table if not exists ops.batch_actions (
+    action_id           bigint generated always as identity primary key,
+    batch_id            bigint not null references ops.load_batches (batch_id),
+    action              text not null check (action in ('release', 'replay', 'requeue')),
+    actor               text not null,
+    reason              text,
+    acted_at            timestamptz not null default clock_timestamp(),
+    rows_published      bigint,
+    rows_quarantined    bigint,
+    new_batch_id        bigint
+);
+
+-- Failed tasks of the pipeline (Airflow failure callback) and where the alert was sent.
+create table if not exists ops.alerts (
+    alert_id            bigint generated always as identity primary key,
+    raised_at           timestamptz not null default clock_timestamp(),
+    dag_id              text,
+    task_id             text,
+    run_id              text,
+    try_number          integer,
+    message             text not null,
+    delivered_to        text,                      -- null: recorded only (no alert connection)
+    delivery_error      text
+);
+
+-- Versions of the marts schema: write-audit-publish builds, failed audits and rollbacks.
+create table if not exists ops.marts_versions (
+    version_id          bigint generated always as identity primary key,
+    action              text not null check (action in ('publish', 'rollback')),
+    status              text not null,             -- published | failed_build | failed_audit
+    run_id              text,
+    as_of_date          date,
+    actor               text,
+    message             text,
+    audit               jsonb,
+    recorded_at         timestamptz not null default clock_timestamp(),
+    published_at        timestamptz
+);
+
+-- The invariant, per batch: extracted = published + quarantined, or the batch is held (nothing
+-- published, its rows kept in landing) or replayed (its rows archived in quarantine as
+-- superseded_by_replay, the range extracted again as a new batch).
+drop view if exists ops.batch_reconciliation;
+create view ops.batch_reconciliation as
 select
     batch_id,
     object_name,
     run_id,
     status,
+    held_rule,
     rows_extracted,
     rows_published,
     rows_quarantined,
+    replayed_by_batch_id,
     case
-        when status = 'held' then rows_published = 0
+        when status = 'held' then rows_published = 0 and rows_quarantined = 0
+        when status = 'replayed' then rows_published = 0 and rows_extracted = rows_quarantined
         when status = 'published' then rows_extracted = rows_published + rows_quarantined
     end as is_reconciled
 from ops.load_batches;

@@ -1,0 +1,102 @@
+"""Great Expectations plumbing shared by the load gate and the marts audit.
+
+Validations run in an ephemeral context (one Postgres data source per process and warehouse, so no
+connection string is ever written to disk). Each result is then stored in a file context under
+.data/gx, whose Data Docs site (`build()`) shows every suite and every validation of every run.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from crm_warehouse import settings
+
+log = logging.getLogger(__name__)
+# GX logs a lot at info level, which drowns the task log under Airflow.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def validate(*, suite_name: str, asset_name: str, query: str, expectations: list[dict], batch_label: str):
+    """Validate `query`'s rows with the expectations; store the result; return it and its Data Docs page."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
+    if len(suite.expectations) != len(expectations):  # GX drops invalid expectations silently
+        raise ValueError(f"{suite_name}: some expectations are not valid GX expectations")
+    datasource = _datasource(_sqlalchemy_url())
+    asset = datasource.add_query_asset(name=asset_name, query=query)
+    try:
+        batch = asset.add_batch_definition_whole_table("batch").get_batch()
+        result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    finally:
+        datasource.delete_asset(asset.name)
+    return result, _store(suite, result, batch_label)
+
+
+def exception_message(outcome) -> str | None:
+    """GX reports a failed query as an unsuccessful result with exception info; surface its first line."""
+    info = outcome.exception_info or {}
+    candidates = [info] if "raised_exception" in info else list(info.values())
+    for candidate in candidates:
+        if isinstance(candidate, dict) and candidate.get("raised_exception"):
+            return str(candidate.get("exception_message", "")).splitlines()[0]
+    return None
+
+
+def build() -> Path:
+    """Render the Data Docs site from every stored suite and validation result; returns its index page."""
+    context = _file_context()
+    context.build_data_docs()
+    return docs_index()
+
+
+def docs_index() -> Path:
+    return settings.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _store(suite, result, batch_label: str) -> str:
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    context = _file_context()
+    stored = gx.ExpectationSuite(name=suite.name, expectations=[e.configuration for e in suite.expectations])
+    context.suites.add_or_update(stored)
+    run_id = RunIdentifier(run_name=suite.name)
+    key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=suite.name), run_id, batch_label)
+    context.validation_results_store.set(key, result)
+    run_time = run_id.run_time.strftime("%Y%m%dT%H%M%S.%fZ")
+    return str(docs_index().parent / "validations" / suite.name / suite.name / run_time / f"{batch_label}.html")
+
+
+def _file_context():
+    return _file_context_at(str(settings.gx_dir()))
+
+
+@cache
+def _file_context_at(path: str):
+    import great_expectations as gx
+
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return gx.get_context(mode="file", project_root_dir=path)
+
+
+@cache
+def _datasource(url: str):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context.data_sources.add_postgres(name="warehouse", connection_string=url)
+
+
+def _sqlalchemy_url() -> str:
+    parts = urlsplit(settings.warehouse_dsn())
+    return urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, parts.query, parts.fragment))

@@ -1,0 +1,148 @@
+"""Write-audit-publish for the marts: build into a shadow schema, audit it, swap it in atomically.
+
+dbt builds the marts into `marts_shadow` (dbt var marts_schema) and runs their dbt tests there; the GX
+suites in expectations/marts/ audit the shadow tables; only then one transaction renames `marts` to
+`marts_previous` and `marts_shadow` to `marts`, after copying every grant of the live schema and its
+tables onto the shadow. Analysts never see a half-built or failing mart, and `rollback` swaps the
+previous version back in the same way. Every publish, failure and rollback is a row in
+ops.marts_versions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from crm_warehouse import settings, warehouse
+from crm_warehouse.errors import WarehouseError
+
+log = logging.getLogger(__name__)
+LIVE = "marts"
+SHADOW = "marts_shadow"
+PREVIOUS = "marts_previous"
+
+
+class MartsNotPublished(WarehouseError):
+    """The shadow build or its audit failed; the live marts are unchanged."""
+
+
+def prepare_shadow() -> None:
+    """An empty shadow schema, so nothing from an earlier failed build can be published by mistake."""
+    with warehouse.connect(settings.warehouse_dsn()) as wh, wh.transaction():
+        wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(SHADOW)))
+
+
+def record_failure(stage: str, message: str, as_of_date: str | None, run_id: str | None = None) -> None:
+    with warehouse.connect(settings.warehouse_dsn()) as wh:
+        warehouse.init_warehouse(wh)
+        wh.execute(
+            "insert into ops.marts_versions (action, status, run_id, as_of_date, message) "
+            "values ('publish', %s, %s, %s, %s)",
+            (f"failed_{stage}", run_id, as_of_date, message),
+        )
+
+
+def publish(run_id: str | None = None, audit: dict | None = None) -> int:
+    """Swap the audited shadow in as `marts`; the live version becomes `marts_previous`."""
+    with warehouse.connect(settings.warehouse_dsn()) as wh:
+        warehouse.init_warehouse(wh)
+        with wh.transaction():
+            _lock(wh)
+            if not _schema_exists(wh, SHADOW):
+                raise MartsNotPublished(f"There is no {SHADOW} schema to publish; build the marts first.")
+            as_of_date = _shadow_as_of_date(wh)
+            if _schema_exists(wh, LIVE):
+                _copy_grants(wh, LIVE, SHADOW)
+                wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS)))
+                _rename(wh, LIVE, PREVIOUS)
+            _rename(wh, SHADOW, LIVE)
+            version_id = wh.execute(
+                "insert into ops.marts_versions (action, status, run_id, as_of_date, audit, published_at) "
+                "values ('publish', 'published', %s, %s, %s, clock_timestamp()) returning version_id",
+                (run_id, as_of_date, Jsonb(audit or {})),
+            ).fetchone()[0]
+    log.info("Marts version %s (as of %s) published: %s is live, the previous version is in %s",
+             version_id, as_of_date, LIVE, PREVIOUS)
+    return version_id
+
+
+def rollback(actor: str, reason: str = "") -> int:
+    """Swap `marts_previous` back in; the version it replaces becomes `marts_previous` (roll forward again)."""
+    with warehouse.connect(settings.warehouse_dsn()) as wh:
+        warehouse.init_warehouse(wh)
+        with wh.transaction():
+            _lock(wh)
+            if not _schema_exists(wh, PREVIOUS):
+                raise WarehouseError(f"There is no previous marts version ({PREVIOUS}) to roll back to.")
+            _copy_grants(wh, LIVE, PREVIOUS)
+            _rename(wh, LIVE, "marts_rollback_swap")
+            _rename(wh, PREVIOUS, LIVE)
+            _rename(wh, "marts_rollback_swap", PREVIOUS)
+            as_of_date = _as_of_date(wh, LIVE)
+            version_id = wh.execute(
+                "insert into ops.marts_versions (action, status, as_of_date, actor, message, published_at) "
+                "values ('rollback', 'published', %s, %s, %s, clock_timestamp()) returning version_id",
+                (as_of_date, actor, reason),
+            ).fetchone()[0]
+    log.info("Marts rolled back: the version as of %s is live again (version %s)", as_of_date, version_id)
+    return version_id
+
+
+def _lock(wh: psycopg.Connection) -> None:
+    wh.execute("select pg_advisory_xact_lock(hashtext('crmwh.marts_publish'))")
+
+
+def _schema_exists(wh: psycopg.Connection, schema: str) -> bool:
+    return wh.execute("select to_regnamespace(%s) is not null", (schema,)).fetchone()[0]
+
+
+def _rename(wh: psycopg.Connection, old: str, new: str) -> None:
+    wh.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(old), sql.Identifier(new)))
+
+
+def _copy_grants(wh: psycopg.Connection, source: str, target: str) -> None:
+    """Every privilege granted on the source schema and its tables, granted again on the target."""
+    grants = wh.execute(
+        """
+        select null::text as relname, acl.grantee, acl.privilege_type
+        from pg_namespace n, aclexplode(n.nspacl) acl
+        where n.nspname = %(source)s and acl.grantee <> n.nspowner
+        union all
+        select c.relname, acl.grantee, acl.privilege_type
+        from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace, aclexplode(c.relacl) acl
+        where n.nspname = %(source)s and c.relkind in ('r', 'v', 'm', 'p') and acl.grantee <> c.relowner
+          and exists (select 1 from pg_class t join pg_namespace tn on tn.oid = t.relnamespace
+                      where tn.nspname = %(target)s and t.relname = c.relname)
+        """,
+        {"source": source, "target": target},
+    ).fetchall()
+    for relname, grantee, privilege in grants:
+        role = sql.SQL("public") if grantee == 0 else sql.Identifier(_role_name(wh, grantee))
+        if relname is None:
+            statement = sql.SQL("grant {} on schema {} to {}").format(
+                sql.SQL(privilege), sql.Identifier(target), role)
+        else:
+            statement = sql.SQL("grant {} on {}.{} to {}").format(
+                sql.SQL(privilege), sql.Identifier(target), sql.Identifier(relname), role)
+        wh.execute(statement)
+
+
+def _role_name(wh: psycopg.Connection, oid: int) -> str:
+    return wh.execute("select rolname from pg_roles where oid = %s", (oid,)).fetchone()[0]
+
+
+def _shadow_as_of_date(wh: psycopg.Connection):
+    return _as_of_date(wh, SHADOW)
+
+
+def _as_of_date(wh: psycopg.Connection, schema: str):
+    exists = wh.execute("select to_regclass(%s) is not null", (f"{schema}.mart_customer_ltv",)).fetchone()[0]
+    if not exists:
+        return None
+    return wh.execute(
+        sql.SQL("select max(as_of_date) from {}.mart_customer_ltv").format(sql.Identifier(schema))
+    ).fetchone()[0]
