@@ -8,6 +8,7 @@ connection string is ever written to disk). Each result is then stored in a file
 from __future__ import annotations
 
 import logging
+import time
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from crm_warehouse import settings
 
 log = logging.getLogger(__name__)
+RESULTS_KEPT_DAYS = 30
 # GX logs a lot at info level, which drowns the task log under Airflow.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -46,11 +48,24 @@ def exception_message(outcome) -> str | None:
     return None
 
 
-def build() -> Path:
-    """Render the Data Docs site from every stored suite and validation result; returns its index page."""
+def build(keep_days: int = RESULTS_KEPT_DAYS) -> Path:
+    """Render the Data Docs site from the stored suites and validation results; returns its index page.
+
+    Results older than keep_days are removed first, so each run renders a bounded site.
+    """
+    _prune(keep_days)
     context = _file_context()
     context.build_data_docs()
     return docs_index()
+
+
+def _prune(keep_days: int) -> None:
+    cutoff = time.time() - keep_days * 86400
+    uncommitted = settings.gx_dir() / "gx" / "uncommitted"
+    for folder in (uncommitted / "validations", uncommitted / "data_docs" / "local_site" / "validations"):
+        for path in folder.rglob("*") if folder.exists() else []:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
 
 
 def docs_index() -> Path:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from crm_warehouse import marts_audit, marts_publish, settings
+from crm_warehouse import gx_docs, marts_audit, marts_publish, settings
 from crm_warehouse.errors import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def build_marts_shadow(as_of_date: str | None = None) -> None:
 def audit_marts(as_of_date: str | None = None) -> dict:
     """Audit: the GX suites of expectations/marts/ on the shadow marts."""
     result = marts_audit.audit(compare_row_counts=as_of_date is None)
+    log.info("Great Expectations Data Docs of this audit: file://%s", gx_docs.build())
     if not result.passed:
         _not_published("audit", "the GX audit of the shadow marts failed: " + "; ".join(result.failures), as_of_date)
     return result.summary()
