@@ -85,7 +85,7 @@ def _archive_landed_rows(wh, name: str, batch_id: int) -> int:
     wh.execute("delete from ops.row_findings where batch_id = %s", (batch_id,))
     wh.execute(
         "insert into ops.row_findings (batch_id, object_name, row_id, row_key, error_rules, warn_rules) "
-        f"select _batch_id, %s, _row_id, null, array['superseded_by_replay'], '{{}}' from {LANDING}.{name} "
+        f"select _batch_id, %s, ctid, null, array['superseded_by_replay'], '{{}}' from {LANDING}.{name} "
         "where _batch_id = %s", (name, batch_id))
     archived = row_screen.quarantine(wh, name, columns, batch_id)
     extract_load.delete_landing(wh, name, batch_id)

@@ -212,7 +212,7 @@ def _check_volume(wh: psycopg.Connection, suite: gate_rules.GateSuite, result: B
 
 def _sample_keys(wh: psycopg.Connection, suite: gate_rules.GateSuite, batch_id: int) -> list:
     return [r[0] for r in wh.execute(
-        sql.SQL("select {k}::text from {l}.{t} where _batch_id = %s order by _row_id limit 5").format(
+        sql.SQL("select {k}::text from {l}.{t} where _batch_id = %s order by ctid limit 5").format(
             k=sql.Identifier(suite.key), l=sql.Identifier(LANDING), t=sql.Identifier(suite.object_name)),
         (batch_id,)).fetchall()]
 
@@ -297,8 +297,9 @@ def gate_and_publish(wh: psycopg.Connection, suite: gate_rules.GateSuite, column
         raise BatchHeld(message)
     started = time.perf_counter()
     with wh.transaction():
-        quarantined = row_screen.quarantine(wh, name, columns, result.batch_id)
-        published = row_screen.publish(wh, name, columns, result.batch_id)
+        has_errors = row_screen.has_error_rows(wh, result.batch_id)
+        quarantined = row_screen.quarantine(wh, name, columns, result.batch_id) if has_errors else 0
+        published = row_screen.publish(wh, name, columns, result.batch_id, has_errors=has_errors)
         delete_landing(wh, name, result.batch_id)
         wh.execute(
             """
@@ -346,7 +347,10 @@ def _hold(wh, result: BatchResult, rule: str, message: str, validation: dict, va
 
 
 def delete_landing(wh: psycopg.Connection, name: str, batch_id: int) -> None:
-    wh.execute(
-        sql.SQL("delete from {}.{} where _batch_id = %s").format(sql.Identifier(LANDING), sql.Identifier(name)),
-        (batch_id,),
-    )
+    """Drop the batch's rows from landing: a truncate when no other batch is there (the usual case)."""
+    table = sql.SQL("{}.{}").format(sql.Identifier(LANDING), sql.Identifier(name))
+    lowest, highest = wh.execute(sql.SQL("select min(_batch_id), max(_batch_id) from {}").format(table)).fetchone()
+    if (lowest, highest) not in ((batch_id, batch_id), (None, None)):  # min/max read the _batch_id index
+        wh.execute(sql.SQL("delete from {} where _batch_id = %s").format(table), (batch_id,))
+    else:
+        wh.execute(sql.SQL("truncate {}").format(table))

@@ -41,7 +41,7 @@ def screen(wh: psycopg.Connection, suite: GateSuite, batch_id: int) -> list[Rule
         insert into ops.row_findings (batch_id, object_name, row_id, row_key, error_rules, warn_rules)
         select {batch}, {object}, _row_id, row_key, error_rules, warn_rules
         from (
-            select l._row_id, l.{key}::text as row_key,
+            select l.ctid as _row_id, l.{key}::text as row_key,
                    array_remove(array[{errors}]::text[], null) as error_rules,
                    array_remove(array[{warns}]::text[], null) as warn_rules
             from {landing}.{table} l {joins}
@@ -93,14 +93,19 @@ def _predicate(suite: GateSuite, rule: RowRule, index: int, batch_id: int, joins
         return sql.SQL("(l.{col} is not null and {a}.parent_key is null)").format(
             col=sql.Identifier(rule.column), a=alias)
     if rule.joined_query:
-        batch = sql.SQL("(select * from {}.{} where _batch_id = {})").format(
+        batch = sql.SQL("(select ctid as _row_id, * from {}.{} where _batch_id = {})").format(
             sql.Identifier(LANDING), sql.Identifier(suite.object_name), sql.Literal(batch_id))
         parts = rule.joined_query.split("{batch}")
         query = sql.Composed([sql.SQL(parts[0]), *(x for part in parts[1:] for x in (batch, sql.SQL(part)))])
-        joins.append(sql.SQL("left join (select distinct _row_id from ({q}) q) {a} on {a}._row_id = l._row_id")
+        joins.append(sql.SQL("left join (select distinct _row_id from ({q}) q) {a} on {a}._row_id = l.ctid")
                      .format(q=query, a=alias))
         return sql.SQL("({}._row_id is not null)").format(alias)
     return rule.predicate
+
+
+def has_error_rows(wh: psycopg.Connection, batch_id: int) -> bool:
+    return wh.execute("select exists (select 1 from ops.row_findings where batch_id = %s "
+                      "and cardinality(error_rules) > 0)", (batch_id,)).fetchone()[0]
 
 
 def quarantine(wh: psycopg.Connection, name: str, columns: list[Column], batch_id: int) -> int:
@@ -108,10 +113,10 @@ def quarantine(wh: psycopg.Connection, name: str, columns: list[Column], batch_i
     names = _names(columns)
     return wh.execute(
         sql.SQL("""
-            insert into {quarantine}.{table} ({names}, _batch_id, _extracted_at, _row_id, _failed_rules)
-            select {l_names}, l._batch_id, l._extracted_at, l._row_id, f.error_rules
+            insert into {quarantine}.{table} ({names}, _batch_id, _extracted_at, _failed_rules)
+            select {l_names}, l._batch_id, l._extracted_at, f.error_rules
             from {landing}.{table} l
-            join ops.row_findings f on f.batch_id = l._batch_id and f.row_id = l._row_id
+            join ops.row_findings f on f.batch_id = l._batch_id and f.row_id = l.ctid
             where l._batch_id = %s and cardinality(f.error_rules) > 0
         """).format(quarantine=sql.Identifier(QUARANTINE), landing=sql.Identifier(LANDING),
                     table=sql.Identifier(name), names=names, l_names=_names(columns, "l")),
@@ -119,19 +124,20 @@ def quarantine(wh: psycopg.Connection, name: str, columns: list[Column], batch_i
     ).rowcount
 
 
-def publish(wh: psycopg.Connection, name: str, columns: list[Column], batch_id: int) -> int:
+def publish(wh: psycopg.Connection, name: str, columns: list[Column], batch_id: int, *, has_errors: bool) -> int:
     """Append the batch's rows that broke no error rule to raw_crm.<object>."""
+    clean = sql.SQL("""
+        and not exists (select 1 from ops.row_findings f
+                        where f.batch_id = l._batch_id and f.row_id = l.ctid and cardinality(f.error_rules) > 0)
+    """) if has_errors else sql.SQL("")
     return wh.execute(
         sql.SQL("""
             insert into {raw}.{table} ({names}, _batch_id, _extracted_at)
             select {l_names}, l._batch_id, l._extracted_at
             from {landing}.{table} l
-            where l._batch_id = %s
-              and not exists (select 1 from ops.row_findings f
-                              where f.batch_id = l._batch_id and f.row_id = l._row_id
-                                and cardinality(f.error_rules) > 0)
+            where l._batch_id = %s {clean}
         """).format(raw=sql.Identifier(RAW), landing=sql.Identifier(LANDING), table=sql.Identifier(name),
-                    names=_names(columns), l_names=_names(columns, "l")),
+                    names=_names(columns), l_names=_names(columns, "l"), clean=clean),
         (batch_id,),
     ).rowcount
 

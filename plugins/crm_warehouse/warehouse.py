@@ -67,7 +67,7 @@ def table_columns(conn: psycopg.Connection, schema: str, table: str) -> list[Col
 
 
 QUARANTINE = "quarantine"
-QUARANTINE_COLUMNS = (("_row_id", "bigint"), ("_failed_rules", "text[] not null"),
+QUARANTINE_COLUMNS = (("_failed_rules", "text[] not null"),
                       ("_quarantined_at", "timestamptz not null default clock_timestamp()"),
                       ("_released_batch_id", "bigint"))
 
@@ -75,16 +75,15 @@ QUARANTINE_COLUMNS = (("_row_id", "bigint"), ("_failed_rules", "text[] not null"
 def ensure_object_tables(conn: psycopg.Connection, table: str, key: str, columns: list[Column]) -> None:
     """Create landing.<table> (unlogged), raw_crm.<table> and quarantine.<table> for one CRM object.
 
-    Each holds the source's columns plus the load columns; landing numbers its rows (_row_id) so the
-    gate can route a row even when its key is missing or duplicated, and quarantine adds the rules a
-    row broke.
+    Each holds the source's columns plus the load columns; quarantine adds the rules a row broke. The
+    gate identifies a landed row by its ctid (stable: landing rows are never updated), so it can route
+    a row even when its key is missing or duplicated.
     """
     load_columns = [*columns, *(Column(n, t) for n, t in LOAD_COLUMNS)]
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"crmwh.ddl.{table}",))
-        landing_columns = [Column("_row_id", "bigint generated always as identity"),
-                           Column("_invalid_encoding", "text[]")]  # set by source_copy's checked copy
-        _create_table(conn, LANDING, table, [*load_columns, *landing_columns], unlogged=True)
+        # _invalid_encoding: set by source_copy's checked copy
+        _create_table(conn, LANDING, table, [*load_columns, Column("_invalid_encoding", "text[]")], unlogged=True)
         _create_index(conn, LANDING, table, f"{table}_batch_idx", ["_batch_id"])
         _create_table(conn, RAW, table, load_columns)
         _create_index(conn, RAW, table, f"{table}_key_idx", [key, "_batch_id"])

@@ -46,7 +46,7 @@ create table if not exists ops.watermarks (
 create table if not exists ops.row_findings (
     batch_id            bigint not null references ops.load_batches (batch_id),
     object_name         text not null,
-    row_id              bigint not null,          -- landing._row_id
+    row_id              tid not null,             -- the row's ctid in landing.<object>
     row_key             text,                     -- the object's key, as text (null when missing)
     error_rules         text[] not null,
     warn_rules          text[] not null,
