@@ -53,7 +53,7 @@ def publish(run_id: str | None = None, audit: dict | None = None) -> int:
             _lock(wh)
             if not _schema_exists(wh, SHADOW):
                 raise MartsNotPublished(f"There is no {SHADOW} schema to publish; build the marts first.")
-            as_of_date = _shadow_as_of_date(wh)
+            as_of_date = _as_of_date(wh, SHADOW)
             if _schema_exists(wh, LIVE):
                 _copy_grants(wh, LIVE, SHADOW)
                 wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS)))
@@ -133,10 +133,6 @@ def _copy_grants(wh: psycopg.Connection, source: str, target: str) -> None:
 
 def _role_name(wh: psycopg.Connection, oid: int) -> str:
     return wh.execute("select rolname from pg_roles where oid = %s", (oid,)).fetchone()[0]
-
-
-def _shadow_as_of_date(wh: psycopg.Connection):
-    return _as_of_date(wh, SHADOW)
 
 
 def _as_of_date(wh: psycopg.Connection, schema: str):
