@@ -53,11 +53,11 @@ create table if not exists ops.row_findings (
     primary key (batch_id, row_id)
 );
 
--- Release and replay of held batches, and re-screens of quarantined rows: who, when, why.
+-- Release and replay of held batches: who, when, why, with the counts and the new batch.
 create table if not exists ops.batch_actions (
     action_id           bigint generated always as identity primary key,
     batch_id            bigint not null references ops.load_batches (batch_id),
-    action              text not null check (action in ('release', 'replay', 'requeue')),
+    action              text not null check (action in ('release', 'replay')),
     actor               text not null,
     reason              text,
     acted_at            timestamptz not null default clock_timestamp(),
