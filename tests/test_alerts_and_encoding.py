@@ -32,7 +32,7 @@ def test_an_alert_is_emailed_through_an_smtp_connection_and_recorded(embedded, m
     thread.start()
     monkeypatch.setenv("AIRFLOW_CONN_CRMWH_ALERTS",
                        f"smtp://127.0.0.1:{port}?to=oncall%40example.com&from=crmwh%40example.com")
-    alerts.raise_alert({"dag_id": "crm_ingest", "task_id": "load_orders", "run_id": "r1", "try_number": 1,
+    alerts.raise_alert({"dag_id": "test_dag", "task_id": "load_orders", "run_id": "r1", "try_number": 1,
                         "message": "crm_ingest.load_orders failed in run r1: Batch 7 of orders held"})
     for _ in range(100):  # the SMTP session ends before send_message returns; give the server its turn
         if inbox.messages:
@@ -43,14 +43,14 @@ def test_an_alert_is_emailed_through_an_smtp_connection_and_recorded(embedded, m
     assert len(inbox.messages) == 1
     sender, recipients, body = inbox.messages[0]
     assert (sender, recipients) == ("crmwh@example.com", ["oncall@example.com"])
-    assert "Batch 7 of orders held" in body and "load_orders failed" in body
+    assert "Batch 7 of orders held" in body and "load_orders failed" in body and "[crmwh] test_dag." in body
     assert query(embedded.warehouse, "select delivered_to, delivery_error from ops.alerts where run_id = 'r1'") == [
         ("oncall@example.com", None)]
 
 
 def test_without_a_connection_an_alert_is_only_recorded(embedded, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_CRMWH_ALERTS", raising=False)
-    alerts.raise_alert({"dag_id": "crm_transform", "task_id": "audit_marts", "run_id": "r2", "try_number": 1,
+    alerts.raise_alert({"dag_id": "test_dag", "task_id": "audit_marts", "run_id": "r2", "try_number": 1,
                         "message": "crm_transform.audit_marts failed"})
     assert query(embedded.warehouse, "select delivered_to, delivery_error from ops.alerts where run_id = 'r2'") == [
         (None, None)]

@@ -205,6 +205,7 @@ def test_a_held_batch_fails_its_task_and_raises_an_alert_through_the_connection(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {**pipeline, "AIRFLOW_CONN_CRMWH_ALERTS": f"http://127.0.0.1:{server.server_port}/hooks/crmwh"}
     query(embedded.source, "update crm.refunds set currency = 'XXX', updated_at = now() - interval '1 second'")
+    started = scalar(embedded.warehouse, "select clock_timestamp()")
     try:
         with pytest.raises(WarehouseError, match="crm_ingest"):
             airflow_runner.dags_test("crm_ingest", env=env, echo=lambda *_: None)
@@ -214,7 +215,7 @@ def test_a_held_batch_fails_its_task_and_raises_an_alert_through_the_connection(
                                      "and status = 'held'")
     assert [rule for _, rule in held] == ["max_failing_share"]
     alerts = query(embedded.warehouse, "select task_id, message, delivered_to from ops.alerts "
-                                       "where dag_id = 'crm_ingest'")
+                                       "where dag_id = 'crm_ingest' and raised_at > %s", (started,))
     assert [(task, to) for task, _, to in alerts] == [
         ("load_refunds", f"http://127.0.0.1:{server.server_port}/hooks/crmwh")]
     assert f"Batch {held[0][0]} of refunds held" in alerts[0][1]
