@@ -293,3 +293,21 @@ def test_text_that_is_not_utf8_is_quarantined_escaped_and_the_load_does_not_cras
                  (result.batch_id,)) == [(9001, "caf\\xe9 latin-1", ["valid_encoding"])]
     assert dict(query(gates.warehouse, "select team_id, name from raw_crm.teams where _batch_id = %s",
                       (result.batch_id,))) == {9002: "plain ascii", 9003: "Zoë 😀"}
+
+
+def test_a_new_source_column_is_added_downstream_and_reported_in_the_ledger(gates):
+    src, wh = gates.source, gates.warehouse
+    query(src, "alter table crm.products add column color text")
+    query(src, "update crm.products set color = 'teal', updated_at = now() - interval '1 second' "
+               "where product_id = (select min(product_id) from crm.products)")
+    result = extract_load.load_object("products", "new-column")
+    assert (result.status, result.rows_published) == ("published", 1)
+    assert scalar(wh, "select color from raw_crm.products where _batch_id = %s", (result.batch_id,)) == "teal"
+    assert scalar(wh, "select count(*) from raw_crm.products where color is null") > 0  # older rows read null
+    assert scalar(wh, "select columns_added from ops.load_batches where batch_id = %s", (result.batch_id,)) == [
+        "color"]
+    assert query(wh, "select object_name, column_name, column_type, run_id from ops.schema_changes") == [
+        ("products", "color", "text", "new-column")]
+    for schema in ("landing", "quarantine"):
+        assert scalar(wh, "select count(*) from information_schema.columns where table_schema = %s "
+                          "and table_name = 'products' and column_name = 'color'", (schema,)) == 1

@@ -65,9 +65,9 @@ def load_object(name: str, run_id: str, cutoff: datetime | None = None, *, check
         _refuse_while_held(wh, name)
         _abandon_unfinished_batches(wh, name)
         cutoff = cutoff or source.execute("select now()").fetchone()[0]
-        columns = _prepare_tables(wh, source, obj, run_id, cutoff)
+        columns, added = _prepare_tables(wh, source, obj, run_id, cutoff)
         _check_freshness(wh, source, obj, run_id, cutoff)
-        result = _extract_to_landing(wh, source, obj, columns, run_id, cutoff)
+        result = _extract_to_landing(wh, source, obj, columns, run_id, cutoff, added)
         if result.status == "empty":
             log.info("%s: nothing new since %s", name, result.watermark_from)
             return result
@@ -100,8 +100,11 @@ def _refuse_while_held(wh: psycopg.Connection, name: str) -> None:
 
 
 def _prepare_tables(wh: psycopg.Connection, source: psycopg.Connection, obj: objects.CrmObject,
-                    run_id: str, cutoff: datetime) -> list[Column]:
-    """Create landing/raw/quarantine tables on first sight; add new source columns; hold on dropped or retyped ones."""
+                    run_id: str, cutoff: datetime) -> tuple[list[Column], list[str]]:
+    """Create landing/raw/quarantine tables on first sight; add new source columns; hold on dropped or retyped ones.
+
+    Returns the source's columns and the names of those added by this call (recorded in the ledger).
+    """
     columns = warehouse.source_columns(source, obj.name)
     if obj.key not in {c.name for c in columns} or "updated_at" not in {c.name for c in columns}:
         raise WarehouseError(
@@ -125,9 +128,12 @@ def _prepare_tables(wh: psycopg.Connection, source: psycopg.Connection, obj: obj
     if new:
         with wh.transaction():
             warehouse.add_columns(wh, obj.name, new)
-        log.info("%s: added new source column(s) %s to landing, raw and quarantine",
-                 obj.name, ", ".join(c.name for c in new))
-    return columns
+            for column in new:
+                wh.execute("insert into ops.schema_changes (object_name, column_name, column_type, change, run_id) "
+                           "values (%s, %s, %s, 'added', %s)", (obj.name, column.name, column.type, run_id))
+        log.warning("%s: new source column(s) %s added to landing, raw and quarantine (ops.schema_changes)",
+                    obj.name, ", ".join(f"{c.name} {c.type}" for c in new))
+    return columns, [c.name for c in new]
 
 
 def _check_freshness(wh: psycopg.Connection, source: psycopg.Connection, obj: objects.CrmObject,
@@ -240,16 +246,17 @@ def _extract_to_landing(
     columns: list[Column],
     run_id: str,
     cutoff: datetime,
+    columns_added: list[str],
 ) -> BatchResult:
     started = time.perf_counter()
     watermark_from = _current_watermark(wh, obj.name)
     with wh.transaction() as tx:
         batch_id, extracted_at = wh.execute(
             """
-            insert into ops.load_batches (object_name, run_id, status, watermark_from, watermark_to)
-            values (%s, %s, 'extracting', %s, %s) returning batch_id, started_at
+            insert into ops.load_batches (object_name, run_id, status, watermark_from, watermark_to, columns_added)
+            values (%s, %s, 'extracting', %s, %s, %s) returning batch_id, started_at
             """,
-            (obj.name, run_id, watermark_from, cutoff),
+            (obj.name, run_id, watermark_from, cutoff, columns_added or None),
         ).fetchone()
         rows = source_copy.copy_batch(wh, source, obj.name, columns, (batch_id, extracted_at),
                                       watermark_from, cutoff)

@@ -31,6 +31,7 @@ alter table ops.load_batches add constraint load_batches_status_check
     check (status in ('extracting', 'landed', 'published', 'held', 'replayed', 'failed'));
 alter table ops.load_batches add column if not exists held_rule text;
 alter table ops.load_batches add column if not exists replayed_by_batch_id bigint;
+alter table ops.load_batches add column if not exists columns_added text[];  -- new source columns, added to landing/raw/quarantine
 create index if not exists load_batches_object_idx on ops.load_batches (object_name, batch_id desc);
 create index if not exists load_batches_run_idx on ops.load_batches (run_id, object_name);
 
@@ -39,6 +40,18 @@ create table if not exists ops.watermarks (
     watermark           timestamptz not null,
     last_batch_id       bigint not null references ops.load_batches (batch_id),
     updated_at          timestamptz not null default clock_timestamp()
+);
+
+-- Source columns the loader added to landing, raw and quarantine (schema evolution), even when the
+-- run that found them had no changed rows (its batch, if any, lists them in load_batches.columns_added).
+create table if not exists ops.schema_changes (
+    change_id           bigint generated always as identity primary key,
+    object_name         text not null,
+    column_name         text not null,
+    column_type         text not null,
+    change              text not null check (change in ('added')),
+    run_id              text not null,
+    detected_at         timestamptz not null default clock_timestamp()
 );
 
 -- Rows of a batch that broke a row rule of the load gate: error rules send the row to quarantine,
