@@ -311,3 +311,24 @@ def test_a_new_source_column_is_added_downstream_and_reported_in_the_ledger(gate
     for schema in ("landing", "quarantine"):
         assert scalar(wh, "select count(*) from information_schema.columns where table_schema = %s "
                           "and table_name = 'products' and column_name = 'color'", (schema,)) == 1
+
+
+def test_a_row_committed_late_is_caught_by_the_lookback_and_nothing_is_loaded_twice(gates):
+    src, wh = gates.source, gates.warehouse
+    watermark = scalar(wh, "select watermark from ops.watermarks where object_name = 'campaigns'")
+    already_loaded = scalar(src, "select count(*) from crm.campaigns where updated_at > %s - interval '10 minutes' "
+                                 "and updated_at <= %s", (watermark, watermark))
+    late = scalar(src, "select max(campaign_id) from crm.campaigns") + 1
+    insert_like(src, "campaigns", "campaign_id", late)
+    # committed after the last run, but stamped two minutes before the newest change it loaded
+    query(src, "update crm.campaigns set updated_at = %s - interval '2 minutes' where campaign_id = %s",
+          (watermark, late))
+    before = scalar(wh, "select count(*) from raw_crm.campaigns")
+    result = extract_load.load_object("campaigns", "late-commit")
+    assert (result.status, result.rows_extracted, result.rows_published) == ("published", 1, 1)
+    assert scalar(wh, "select campaign_id from raw_crm.campaigns where _batch_id = %s", (result.batch_id,)) == late
+    assert scalar(wh, "select rows_reread from ops.load_batches where batch_id = %s",
+                  (result.batch_id,)) == already_loaded >= 1
+    assert scalar(wh, "select count(*) from raw_crm.campaigns") == before + 1
+    assert extract_load.load_object("campaigns", "again").status == "empty"  # re-reads alone are no batch
+    assert scalar(wh, "select count(*) from raw_crm.campaigns") == before + 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from crm_warehouse import gate_rules, objects, settings, source_copy, warehouse
 from crm_warehouse.errors import BatchHeld, WarehouseError
-from crm_warehouse.warehouse import LANDING, RAW, SOURCE_SCHEMA, Column
+from crm_warehouse.warehouse import LANDING, QUARANTINE, RAW, SOURCE_SCHEMA, Column
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,11 @@ def _extract_to_landing(
             """,
             (obj.name, run_id, watermark_from, cutoff, columns_added or None),
         ).fetchone()
-        rows = source_copy.copy_batch(wh, source, obj.name, columns, (batch_id, extracted_at),
-                                      watermark_from, cutoff)
+        lookback = timedelta(minutes=settings.extract_lookback_minutes())
+        copied = source_copy.copy_batch(wh, source, obj.name, columns, (batch_id, extracted_at),
+                                        watermark_from - lookback if watermark_from else None, cutoff)
+        reread = _drop_rereads(wh, obj, batch_id) if watermark_from else 0
+        rows = copied - reread
         # The new watermark is the newest change actually extracted, not the cutoff: the source's
         # timestamps may lag the source's clock (simulated history, replicas, batch imports).
         watermark_to = wh.execute(
@@ -274,14 +277,33 @@ def _extract_to_landing(
             raise psycopg.Rollback(tx)  # nothing new: record nothing
         wh.execute(
             """
-            update ops.load_batches set status = 'landed', rows_extracted = %s, landed_at = clock_timestamp(),
-                   extract_seconds = %s, watermark_to = %s where batch_id = %s
+            update ops.load_batches set status = 'landed', rows_extracted = %s, rows_reread = %s,
+                   landed_at = clock_timestamp(), extract_seconds = %s, watermark_to = %s where batch_id = %s
             """,
-            (rows, round(time.perf_counter() - started, 3), watermark_to, batch_id),
+            (rows, reread, round(time.perf_counter() - started, 3), watermark_to, batch_id),
         )
     if result.status == "landed":
         log.debug("%s: batch %s landed %s rows", obj.name, result.batch_id, rows)
     return result
+
+
+def _drop_rereads(wh: psycopg.Connection, obj: objects.CrmObject, batch_id: int) -> int:
+    """Rows the look-back read again: already in raw or quarantine with the same (key, updated_at)."""
+    names = {"landing": sql.Identifier(LANDING), "raw": sql.Identifier(RAW), "table": sql.Identifier(obj.name),
+             "quarantine": sql.Identifier(QUARANTINE), "key": sql.Identifier(obj.key)}
+    dropped = 0
+    for statement in (
+        """delete from {landing}.{table} l where l._batch_id = %s and (
+               exists (select 1 from {raw}.{table} r where r.{key} = l.{key} and r.updated_at = l.updated_at)
+            or exists (select 1 from {quarantine}.{table} q where q.{key} = l.{key} and q.updated_at = l.updated_at
+                       and not 'superseded_by_replay' = any(q._failed_rules)))""",
+        # a keyless row cannot be matched by key: it is the quarantined keyless row of the same updated_at
+        """delete from {landing}.{table} l where l._batch_id = %s and l.{key} is null and exists (
+               select 1 from {quarantine}.{table} q where q.{key} is null and q.updated_at = l.updated_at
+               and not 'superseded_by_replay' = any(q._failed_rules))""",
+    ):
+        dropped += wh.execute(sql.SQL(statement).format(**names), (batch_id,)).rowcount
+    return dropped
 
 
 def _current_watermark(wh: psycopg.Connection, name: str) -> datetime | None:

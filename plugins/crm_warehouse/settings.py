@@ -72,3 +72,9 @@ def source_max_staleness_hours() -> float | None:
     """CRMWH_SOURCE_MAX_STALENESS_HOURS: hold every batch when the source's newest change is older."""
     value = os.environ.get("CRMWH_SOURCE_MAX_STALENESS_HOURS")
     return float(value) if value else None
+
+
+def extract_lookback_minutes() -> float:
+    """CRMWH_EXTRACT_LOOKBACK_MINUTES (default 10): each extract re-reads this far behind the watermark,
+    so rows committed late with an older updated_at are not missed; re-reads are dropped as duplicates."""
+    return float(os.environ.get("CRMWH_EXTRACT_LOOKBACK_MINUTES", "10"))

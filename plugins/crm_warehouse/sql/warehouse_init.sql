@@ -31,6 +31,7 @@ alter table ops.load_batches add constraint load_batches_status_check
     check (status in ('extracting', 'landed', 'published', 'held', 'replayed', 'failed'));
 alter table ops.load_batches add column if not exists held_rule text;
 alter table ops.load_batches add column if not exists replayed_by_batch_id bigint;
+alter table ops.load_batches add column if not exists rows_reread bigint not null default 0;  -- look-back duplicates dropped
 alter table ops.load_batches add column if not exists columns_added text[];  -- new source columns, added to landing/raw/quarantine
 create index if not exists load_batches_object_idx on ops.load_batches (object_name, batch_id desc);
 create index if not exists load_batches_run_idx on ops.load_batches (run_id, object_name);
