@@ -334,7 +334,8 @@ def gate_and_publish(wh: psycopg.Connection, suite: gate_rules.GateSuite, column
             """
             update ops.load_batches set status = 'published', rows_published = %s, rows_quarantined = %s,
                    validated_at = %s::timestamptz, published_at = clock_timestamp(), validate_seconds = %s,
-                   publish_seconds = %s, validation = %s, message = null, held_rule = null
+                   publish_seconds = %s, validation = %s, message = null, held_rule = null,
+                   published_xid = pg_current_xact_id()::text::bigint
             where batch_id = %s
             """,
             (published, quarantined, verdict.validated_at, validate_seconds,

@@ -87,6 +87,9 @@ def ensure_object_tables(conn: psycopg.Connection, table: str, key: str, columns
         _create_index(conn, LANDING, table, f"{table}_batch_idx", ["_batch_id"])
         _create_table(conn, RAW, table, load_columns)
         _create_index(conn, RAW, table, f"{table}_key_idx", [key, "_batch_id"])
+        # incremental dbt models read the rows of new batches; raw is appended in batch order, so a
+        # BRIN index finds them for almost no write cost
+        _create_index(conn, RAW, table, f"{table}_batch_brin", ["_batch_id"], using="brin")
         _create_table(conn, QUARANTINE, table, [*load_columns, *(Column(n, t) for n, t in QUARANTINE_COLUMNS)])
         _create_index(conn, QUARANTINE, table, f"{table}_batch_idx", ["_batch_id"])
 
@@ -102,9 +105,10 @@ def _create_table(conn: psycopg.Connection, schema: str, table: str, columns: li
             sql.Identifier(schema), sql.Identifier(table), sql.Identifier(column.name), sql.SQL(column.type)))
 
 
-def _create_index(conn: psycopg.Connection, schema: str, table: str, name: str, columns: list[str]) -> None:
-    conn.execute(sql.SQL("create index if not exists {} on {}.{} ({})").format(
-        sql.Identifier(name), sql.Identifier(schema), sql.Identifier(table),
+def _create_index(conn: psycopg.Connection, schema: str, table: str, name: str, columns: list[str],
+                  using: str = "btree") -> None:
+    conn.execute(sql.SQL("create index if not exists {} on {}.{} using {} ({})").format(
+        sql.Identifier(name), sql.Identifier(schema), sql.Identifier(table), sql.SQL(using),
         sql.SQL(", ").join(sql.Identifier(c) for c in columns)))
 
 

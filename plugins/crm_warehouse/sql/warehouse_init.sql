@@ -33,6 +33,10 @@ alter table ops.load_batches add column if not exists held_rule text;
 alter table ops.load_batches add column if not exists replayed_by_batch_id bigint;
 alter table ops.load_batches add column if not exists rows_reread bigint not null default 0;  -- look-back duplicates dropped
 alter table ops.load_batches add column if not exists columns_added text[];  -- new source columns, added to landing/raw/quarantine
+-- the transaction that published the batch: incremental dbt models consume the batches published
+-- by transactions below the run's cutoff (see dbt_project/macros/incremental_batches.sql)
+alter table ops.load_batches add column if not exists published_xid bigint;
+create index if not exists load_batches_published_xid_idx on ops.load_batches (object_name, published_xid);
 create index if not exists load_batches_object_idx on ops.load_batches (object_name, batch_id desc);
 create index if not exists load_batches_run_idx on ops.load_batches (run_id, object_name);
 
