@@ -8,7 +8,11 @@
     so a period changes only when a tracked column changes.
 
     Columns: the key, period_number (1, 2, ... per key), the tracked columns, valid_from,
-    valid_to (null for the current period; exclusive), their UTC dates and is_current.
+    valid_to (null for the current period; exclusive), their UTC dates, is_current and
+    _batch_cutoff_xid.
+
+    In an incremental model (unique_key = the key, delete+insert) a run recomputes only the keys with a
+    version in a batch the model has not consumed yet, from their whole history (macro changed_keys).
 -#}
 {% macro customers_historize(source_table, key_column, tracked_columns) -%}
 
@@ -30,6 +34,9 @@ source_versions as (
             order by _batch_id desc
         ) as duplicate_rank
     from {{ source('crm', source_table) }}
+    {%- if is_incremental() %}
+    where {{ key_column }} in ({{ changed_keys(source_table, key_column) }})
+    {%- endif %}
 
 ),
 
@@ -107,7 +114,8 @@ select
     valid_to,
     {{ utc_date('valid_from') }} as valid_from_date,
     {{ utc_date('valid_to') }} as valid_to_date,
-    valid_to is null as is_current
+    valid_to is null as is_current,
+    {{ batch_cutoff() }} as _batch_cutoff_xid
 from bounded
 
 {%- endmacro %}

@@ -1,8 +1,40 @@
+-- incremental: a run recomputes the rows whose inputs changed in batches the model has not consumed
+-- (macros/orders_incremental.sql); a full build recomputes everything
+-- depends_on: {{ source('crm', 'orders') }}
+-- depends_on: {{ source('crm', 'order_lines') }}
+-- depends_on: {{ source('crm', 'fx_rates') }}
+-- depends_on: {{ source('crm', 'products') }}
+-- depends_on: {{ ref('stg_crm__order_lines') }}
+-- depends_on: {{ ref('stg_crm__orders') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_line_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['order_line_id'], 'unique': True},
+            {'columns': ['order_id']},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 with
 
 order_lines as (
 
     select * from {{ ref('int_order_lines__converted') }}
+    {%- if is_incremental() %}
+    where order_line_id in (
+        {{ order_lines_to_refresh() }}
+        {%- if new_batch_ids('products') %}
+        -- the unit cost is the product's latest: a changed product reaches all its lines
+        union
+        select order_line_id from {{ ref('stg_crm__order_lines') }}
+        where product_id in ({{ changed_keys('products', 'product_id') }})
+        {%- endif %}
+    )
+    {%- endif %}
 
 ),
 
@@ -54,7 +86,8 @@ final as (
         -- a line counts as revenue when neither it nor its order is deleted and the order is not cancelled
         not order_lines.is_deleted
             and not order_lines.is_order_deleted
-            and order_lines.order_status <> 'cancelled' as is_revenue_line
+            and order_lines.order_status <> 'cancelled' as is_revenue_line,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from order_lines
     left join products
         on products.product_id = order_lines.product_id

@@ -1,14 +1,37 @@
+-- incremental: a run recomputes the rows whose inputs changed in batches the model has not consumed
+-- (macros/orders_incremental.sql); a full build recomputes everything
+-- depends_on: {{ source('crm', 'orders') }}
+-- depends_on: {{ source('crm', 'order_lines') }}
+-- depends_on: {{ source('crm', 'fx_rates') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['order_id'], 'unique': True},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 with
 
 orders as (
 
     select * from {{ ref('stg_crm__orders') }}
+    {%- if is_incremental() %}
+    where order_id in ({{ orders_to_refresh() }})
+    {%- endif %}
 
 ),
 
 order_lines as (
 
     select * from {{ ref('int_order_lines__converted') }}
+    {%- if is_incremental() %}
+    where order_id in (select order_id from orders)
+    {%- endif %}
 
 ),
 
@@ -71,7 +94,8 @@ final as (
         orders.order_status = 'cancelled' as is_cancelled,
         orders.is_deleted,
         -- the revenue rule: an order counts when it is neither cancelled nor deleted
-        orders.order_status <> 'cancelled' and not orders.is_deleted as is_revenue_order
+        orders.order_status <> 'cancelled' and not orders.is_deleted as is_revenue_order,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from orders
     left join order_totals
         on order_totals.order_id = orders.order_id

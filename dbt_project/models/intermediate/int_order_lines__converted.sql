@@ -1,3 +1,21 @@
+-- incremental: a run recomputes the rows whose inputs changed in batches the model has not consumed
+-- (macros/orders_incremental.sql); a full build recomputes everything
+-- depends_on: {{ source('crm', 'orders') }}
+-- depends_on: {{ source('crm', 'order_lines') }}
+-- depends_on: {{ source('crm', 'fx_rates') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_line_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['order_line_id'], 'unique': True},
+            {'columns': ['order_id']},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 -- order lines with their order's context and amounts in the reporting currency, converted with
 -- the FX rate of the order date
 with
@@ -5,6 +23,9 @@ with
 order_lines as (
 
     select * from {{ ref('stg_crm__order_lines') }}
+    {%- if is_incremental() %}
+    where order_line_id in ({{ order_lines_to_refresh() }})
+    {%- endif %}
 
 ),
 
@@ -71,7 +92,8 @@ final as (
         {{ to_reporting('discount_amount', 'fx_rate_to_reporting') }} as discount_amount_reporting,
         {{ to_reporting('net_amount', 'fx_rate_to_reporting') }} as net_amount_reporting,
         is_deleted,
-        is_order_deleted
+        is_order_deleted,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from joined
 
 )

@@ -1,3 +1,16 @@
+-- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['order_id', 'period_number'], 'unique': True},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 -- type-2 periods of an order's status and soft delete, so a mart as of a past date counts an
 -- order as revenue exactly when it did on that date (a later cancellation or delete does not reach back)
 with
@@ -21,7 +34,8 @@ final as (
         valid_to,
         valid_from_date,
         valid_to_date,
-        is_current
+        is_current,
+        _batch_cutoff_xid
     from periods
 
 )

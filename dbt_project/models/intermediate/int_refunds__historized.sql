@@ -1,3 +1,16 @@
+-- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
+{{
+    config(
+        materialized='incremental',
+        unique_key='refund_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['refund_id', 'period_number'], 'unique': True},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 -- type-2 periods of a refund's soft delete, so a mart as of a past date sees the refund as it was then
 with
 
@@ -17,7 +30,8 @@ final as (
         valid_to,
         valid_from_date,
         valid_to_date,
-        is_current
+        is_current,
+        _batch_cutoff_xid
     from periods
 
 )

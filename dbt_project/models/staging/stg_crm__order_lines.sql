@@ -1,8 +1,26 @@
+-- incremental: a run recomputes the latest version of the keys that have a version in a batch
+-- this model has not consumed yet (macros/incremental_batches.sql); a full build reads all of raw
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_line_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['order_line_id'], 'unique': True},
+            {'columns': ['order_id']},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 with
 
 source as (
 
     select * from {{ source('crm', 'order_lines') }}
+    {% if is_incremental() %}
+    where order_line_id in ({{ changed_keys('order_lines', 'order_line_id') }})
+    {% endif %}
 
 ),
 
@@ -34,7 +52,8 @@ final as (
         updated_at,
         is_deleted,
         _batch_id,
-        _extracted_at
+        _extracted_at,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from versioned
     -- "<= 1", not "= 1": postgres estimates "= 1" on a window result at 0.5% of the rows and
     -- then plans nested loops for every join on this view

@@ -1,9 +1,11 @@
--- an order's reporting net amount is the sum of its non-deleted converted lines
+-- an order's reporting net amount is the sum of its non-deleted converted lines; checked for the
+-- orders the latest run wrote (every order after a full build): a changed line rewrites its order too
 with
 
 orders as (
 
     select * from {{ ref('fct_orders') }}
+    where _batch_cutoff_xid = (select max(_batch_cutoff_xid) from {{ ref('fct_orders') }})
 
 ),
 
@@ -14,6 +16,7 @@ line_totals as (
         sum(net_amount_reporting) as net_amount_reporting
     from {{ ref('fct_order_lines') }}
     where not is_deleted
+        and order_id in (select order_id from orders)
     group by order_id
 
 ),

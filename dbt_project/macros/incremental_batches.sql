@@ -1,0 +1,62 @@
+{#-
+    Incremental models consume raw_crm by load batch, exactly once and in any publish order.
+
+    Every batch in ops.load_batches records the transaction that published it (published_xid). At
+    the start of each dbt invocation, on-run-start records the invocation's cutoff: the xmin of a
+    fresh snapshot, below which every transaction has finished. All models of the invocation
+    consume the batches published below that one cutoff, so upstream and downstream models agree on
+    what they have seen, and each row they write carries it as _batch_cutoff_xid. The next run of a
+    model reads the batches published at or above the highest cutoff it stored: a batch published
+    late (a long load, a held batch released days later) has a newer xid and is still read; a batch
+    read twice changes nothing, because a model recomputes the changed keys from their whole history.
+-#}
+
+{% macro record_batch_cutoff() -%}
+    create schema if not exists ops;
+    create table if not exists ops.dbt_batch_cutoffs (
+        invocation_id text primary key,
+        cutoff_xid bigint not null,
+        recorded_at timestamptz not null default clock_timestamp()
+    );
+    delete from ops.dbt_batch_cutoffs where recorded_at < clock_timestamp() - interval '30 days';
+    insert into ops.dbt_batch_cutoffs (invocation_id, cutoff_xid)
+    values ('{{ invocation_id }}', pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+    on conflict (invocation_id) do nothing;
+{%- endmacro %}
+
+
+{#- the invocation's cutoff (scalar subquery) -#}
+{% macro batch_cutoff() -%}
+    (select cutoff_xid from ops.dbt_batch_cutoffs where invocation_id = '{{ invocation_id }}')
+{%- endmacro %}
+
+
+{#-
+    Ids of the batches of a CRM object this model has not consumed yet, read when the model runs
+    (dbt compiles a node just before running it). Literal ids, not a subquery: the planner then
+    knows the new batches are a sliver of raw (the initial batch dominates the column statistics)
+    and reads them through the BRIN index on _batch_id instead of scanning the table.
+-#}
+{% macro new_batch_ids(object_name) -%}
+    {%- if not execute -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set query -%}
+        select batch_id
+        from {{ source('ops', 'load_batches') }}
+        where object_name = '{{ object_name }}'
+            and status = 'published'
+            and published_xid >= (select coalesce(max(_batch_cutoff_xid), 0) from {{ this }})
+        order by batch_id
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values() | list) }}
+{%- endmacro %}
+
+
+{#- the keys (key_column of raw_crm.<object_name>) that have a version in a new batch -#}
+{% macro changed_keys(object_name, key_column) -%}
+    {%- set batch_ids = new_batch_ids(object_name) -%}
+    select {{ key_column }}
+    from {{ source('crm', object_name) }}
+    where _batch_id in ({{ batch_ids | join(', ') if batch_ids else 'null' }})
+{%- endmacro %}
