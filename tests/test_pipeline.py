@@ -144,9 +144,12 @@ def test_ltv_net_revenue_matches_the_source_computed_independently(embedded, pip
 
 def test_rerunning_the_ingest_loads_nothing_twice(embedded, pipeline):
     before_ledger, before_raw = ledger_totals(embedded.warehouse), raw_counts(embedded.warehouse)
+    asset_events = scalar(embedded.airflow_metadata, "select count(*) from asset_event")
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
     assert ledger_totals(embedded.warehouse) == before_ledger
     assert raw_counts(embedded.warehouse) == before_raw
+    # nothing new: no event on the raw asset, so crm_transform is not triggered for nothing
+    assert scalar(embedded.airflow_metadata, "select count(*) from asset_event") == asset_events
 
 
 def test_an_incremental_run_loads_exactly_the_changed_rows(embedded, pipeline):

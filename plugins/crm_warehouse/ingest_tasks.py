@@ -37,9 +37,16 @@ def load_object(name: str, cutoff: str, run_id: str) -> dict:
 
 
 def summarize(results: list[dict]) -> dict:
+    """Log what the run published. With nothing published the task is skipped, so it emits no event on the
+    raw asset and crm_transform does not run for nothing."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
     published = [r for r in results if r["status"] == "published"]
     rows = sum(r["rows_published"] for r in published)
     quarantined = sum(r.get("rows_quarantined", 0) for r in published)
+    if not published:
+        raise AirflowSkipException("Nothing new in any CRM object: raw_crm is unchanged, "
+                                   "crm_transform is not triggered")
     log.info("Published %d row(s) in %d batch(es) to raw_crm, quarantined %d; %d object(s) had nothing new",
              rows, len(published), quarantined, sum(r["status"] == "empty" for r in results))
     return {"rows_published": rows, "rows_quarantined": quarantined, "batches": len(published)}
