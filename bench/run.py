@@ -7,6 +7,8 @@ Scenarios measured so far (the rest of issue 6 builds on this harness):
   gate        GX validation time of every batch, as a share of extract + gate + publish
   transform   wall time of the three transform steps (dbt core build, predictive scores, dbt marts build)
   queries     ten typical dashboard queries on the marts: p50 / p95 over repeated runs (target p95 <= 50 ms)
+  incremental the pipeline after `advance --days 1` (target <= 10% of the full run's wall time) and with
+              nothing new (target <= 5%; crm_transform is not triggered then), per stage
 
 Writes bench/results/<date>-<scale>.json and docs/benchmarks.md.
 """
@@ -77,6 +79,8 @@ def main() -> None:
     results["transform"] = bench_transform()
     results["validation"] = validation_share(results["gate"], results["transform"])
     results["queries"] = bench_queries(warehouse_dsn)
+    full_wall = results["validation"]["pipeline_wall_seconds"]
+    results["incremental"] = bench_incremental(source_dsn, warehouse_dsn, full_wall)
     _write(results)
 
 
@@ -95,11 +99,7 @@ def bench_raw_load(source_dsn: str, warehouse_dsn: str) -> tuple[dict, dict]:
     import os
 
     os.environ["WAREHOUSE_DSN"], os.environ["CRM_SOURCE_DSN"] = warehouse_dsn, source_dsn
-    started = time.perf_counter()
-    for tier in objects.load_tiers():
-        for name in tier:
-            extract_load.load_object(name, "bench")
-    wall = time.perf_counter() - started
+    wall = _load_all("bench")
     with warehouse.connect(warehouse_dsn) as wh:
         rows, extract_s, validate_s, publish_s, raw_bytes = wh.execute(
             "select sum(rows_published), sum(extract_seconds), sum(validate_seconds), sum(publish_seconds), "
@@ -119,6 +119,40 @@ def bench_raw_load(source_dsn: str, warehouse_dsn: str) -> tuple[dict, dict]:
     gate = {"validate_seconds": round(float(validate_s), 2), "wall_seconds": round(wall, 2),
             "share_of_load_wall_time": round(float(validate_s) / wall, 3)}
     return raw_load, gate
+
+
+def _load_all(run_id: str) -> float:
+    started = time.perf_counter()
+    for tier in objects.load_tiers():
+        for name in tier:
+            extract_load.load_object(name, run_id)
+    return time.perf_counter() - started
+
+
+def bench_incremental(source_dsn: str, warehouse_dsn: str, full_wall: float) -> dict:
+    """One simulated day loaded and transformed, then a run with nothing new, against the full run."""
+    source_rows = simulator.advance(source_dsn, days=1, quiet=True)
+    day = {"load_wall_seconds": round(_load_all("bench-day"), 2), **_load_stages(warehouse_dsn, "bench-day")}
+    day["transform"] = bench_transform()
+    day["source_rows_changed"] = sum(source_rows.values())
+    day["wall_seconds"] = round(day["load_wall_seconds"] + day["transform"]["total_seconds"], 2)
+    nothing = {"load_wall_seconds": round(_load_all("bench-nothing"), 2),
+               **_load_stages(warehouse_dsn, "bench-nothing")}
+    nothing["wall_seconds"] = nothing["load_wall_seconds"]  # no raw asset event: crm_transform does not run
+    return {"full_run_wall_seconds": full_wall,
+            "one_day": {**day, "share_of_full_run": round(day["wall_seconds"] / full_wall, 3), "target_share": 0.10},
+            "nothing_new": {**nothing, "share_of_full_run": round(nothing["wall_seconds"] / full_wall, 3),
+                            "target_share": 0.05}}
+
+
+def _load_stages(warehouse_dsn: str, run_id: str) -> dict:
+    with warehouse.connect(warehouse_dsn) as wh:
+        rows, extract_s, validate_s, publish_s = wh.execute(
+            "select coalesce(sum(rows_extracted), 0), coalesce(sum(extract_seconds), 0), "
+            "coalesce(sum(validate_seconds), 0), coalesce(sum(publish_seconds), 0) "
+            "from ops.load_batches where run_id = %s", (run_id,)).fetchone()
+    return {"rows_extracted": int(rows), "extract_seconds": float(extract_s), "gate_seconds": float(validate_s),
+            "publish_seconds": float(publish_s)}
 
 
 def bench_transform() -> dict:
@@ -236,6 +270,17 @@ def _markdown(r: dict) -> str:
         ("dashboard queries (10, p95 of each)", "", f"worst p95 {r['queries']['worst_p95_ms']} ms",
          "target ≤ 50 ms"),
     ]
+    if "incremental" in r:
+        day, nothing = r["incremental"]["one_day"], r["incremental"]["nothing_new"]
+        rows += [
+            ("after advance --days 1 (load + transform)", f"{day['rows_extracted']:,}",
+             f"{day['wall_seconds']} s: load {day['load_wall_seconds']} s (extract {day['extract_seconds']:.1f}, "
+             f"gate {day['gate_seconds']:.1f}, publish {day['publish_seconds']:.1f}); "
+             + ", ".join(f"{k} {v} s" for k, v in day["transform"]["seconds"].items()),
+             f"{day['share_of_full_run']} of the full run (target ≤ 0.10)"),
+            ("nothing new (load; transform not triggered)", f"{nothing['rows_extracted']:,}",
+             f"{nothing['wall_seconds']} s", f"{nothing['share_of_full_run']} of the full run (target ≤ 0.05)"),
+        ]
     lines = ["| scenario | rows | measured | vs target |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     lines += ["", "| dashboard query | p50 ms | p95 ms |", "| --- | --- | --- |"]
