@@ -46,10 +46,24 @@
         from {{ source('ops', 'load_batches') }}
         where object_name = '{{ object_name }}'
             and status = 'published'
-            and published_xid >= (select coalesce(max(_batch_cutoff_xid), 0) from {{ this }})
+            and published_xid >= {{ previous_batch_cutoff() }}
         order by batch_id
     {%- endset -%}
     {{ return(run_query(query).columns[0].values() | list) }}
+{%- endmacro %}
+
+
+{#-
+    The highest cutoff this model stored; 0 (read every batch) for a table built before the model was
+    incremental: the run then rewrites every key once and on_schema_change adds the column.
+-#}
+{% macro previous_batch_cutoff() -%}
+    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+    {%- if '_batch_cutoff_xid' in columns -%}
+        (select coalesce(max(_batch_cutoff_xid), 0) from {{ this }})
+    {%- else -%}
+        0
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -1,8 +1,25 @@
+-- incremental: a run rewrites the rows changed in batches the model has not consumed (macro changed_keys)
+-- depends_on: {{ source('crm', 'campaign_touches') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='campaign_touch_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['campaign_touch_id'], 'unique': True},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 with
 
 touches as (
 
     select * from {{ ref('stg_crm__campaign_touches') }}
+    {%- if is_incremental() %}
+    where campaign_touch_id in ({{ changed_keys('campaign_touches', 'touch_id') }})
+    {%- endif %}
 
 ),
 
@@ -16,7 +33,8 @@ final as (
         touch_type,
         touched_at,
         touched_date,
-        is_deleted
+        is_deleted,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from touches
 
 )

@@ -1,8 +1,25 @@
+-- incremental: a run rewrites the rows changed in batches the model has not consumed (macro changed_keys)
+-- depends_on: {{ source('crm', 'support_tickets') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='ticket_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['ticket_id'], 'unique': True},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 with
 
 tickets as (
 
     select * from {{ ref('stg_crm__support_tickets') }}
+    {%- if is_incremental() %}
+    where ticket_id in ({{ changed_keys('support_tickets', 'ticket_id') }})
+    {%- endif %}
 
 ),
 
@@ -23,7 +40,8 @@ final as (
         closed_at is not null as is_closed,
         ticket_status in ('solved', 'closed') as is_resolved,
         satisfaction_score is not null as is_rated,
-        is_deleted
+        is_deleted,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from tickets
 
 )

@@ -1,8 +1,25 @@
+-- incremental: a run rewrites the rows changed in batches the model has not consumed (macro changed_keys)
+-- depends_on: {{ source('crm', 'activities') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='activity_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['activity_id'], 'unique': True},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 with
 
 activities as (
 
     select * from {{ ref('stg_crm__activities') }}
+    {%- if is_incremental() %}
+    where activity_id in ({{ changed_keys('activities', 'activity_id') }})
+    {%- endif %}
 
 ),
 
@@ -25,7 +42,8 @@ final as (
         activity_type = 'email' as is_email,
         is_deleted,
         -- soft deletes bump updated_at: the day the activity was deleted (as far as the CRM tells)
-        case when is_deleted then {{ utc_date('updated_at') }} end as deleted_date
+        case when is_deleted then {{ utc_date('updated_at') }} end as deleted_date,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from activities
 
 )

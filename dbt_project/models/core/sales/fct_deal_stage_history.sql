@@ -1,3 +1,19 @@
+-- incremental: a run rebuilds the visits of the deals whose stage history changed in batches the model
+-- has not consumed (macro changed_keys)
+-- depends_on: {{ source('crm', 'deal_stage_history') }}
+-- depends_on: {{ source('crm', 'pipeline_stages') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='deal_id',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['deal_stage_history_id'], 'unique': True},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+    )
+}}
+
 -- one row per stage visit: every recorded stage change opens a visit of the stage it entered, and
 -- the deal's next (non-deleted) change closes it. Skips (a forward jump over funnel stages that are
 -- never entered) and reopens (a move back to an earlier stage, including out of a closed stage) are
@@ -7,6 +23,12 @@ with
 history as (
 
     select * from {{ ref('stg_crm__deal_stage_history') }}
+    {%- if is_incremental() %}
+    -- a changed stage list (rare) reaches every deal
+    {%- if not new_batch_ids('pipeline_stages') %}
+    where deal_id in ({{ changed_keys('deal_stage_history', 'deal_id') }})
+    {%- endif %}
+    {%- endif %}
 
 ),
 
@@ -138,7 +160,8 @@ final as (
         changed_by_user_id,
         is_deleted,
         -- soft deletes bump updated_at: the day the row was deleted (as far as the CRM tells)
-        case when is_deleted then {{ utc_date('updated_at') }} end as deleted_date
+        case when is_deleted then {{ utc_date('updated_at') }} end as deleted_date,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from flagged
 
 )
