@@ -131,8 +131,9 @@ create table if not exists ops.marts_versions (
 );
 
 -- The invariant, per batch: extracted = published + quarantined, or the batch is held (nothing
--- published, its rows kept in landing) or replayed (its rows archived in quarantine as
--- superseded_by_replay, the range extracted again as a new batch).
+-- published, its rows kept in landing), replayed (its rows archived in quarantine as
+-- superseded_by_replay, the range extracted again as a new batch) or failed (abandoned by a crashed
+-- run: nothing published, its landed rows dropped, the range extracted again by the next run).
 drop view if exists ops.batch_reconciliation;
 create view ops.batch_reconciliation as
 select
@@ -150,5 +151,6 @@ select
         when status = 'held' then rows_published = 0 and rows_quarantined = 0
         when status = 'replayed' then rows_published = 0 and rows_extracted = rows_quarantined
         when status = 'published' then rows_extracted = rows_published + rows_quarantined
+        when status = 'failed' then rows_published = 0 and rows_quarantined = 0
     end as is_reconciled
 from ops.load_batches;
