@@ -36,7 +36,8 @@ final as (
         updated_at,
         is_deleted,
         _batch_id,
-        _extracted_at
+        _extracted_at,
+        _deleted_at as hard_deleted_at
     from versioned
     -- "<= 1", not "= 1": postgres estimates "= 1" on a window result at 0.5% of the rows and
     -- then plans nested loops for every join on this view
