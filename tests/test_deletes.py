@@ -261,3 +261,22 @@ def test_an_empty_source_table_writes_no_tombstone(deletes, monkeypatch, scratch
                                                  f"has {live} live key"):
             delete_detection.reconcile_if_due(wh_conn, source_conn, objects.get("web_sessions"), "empty")
     assert guarded_state(wh) == state
+
+
+def test_status_shows_the_latest_reconciliation_and_the_tombstones(deletes):
+    from rich.console import Console
+
+    from crm_warehouse import status
+
+    wh = deletes.warehouse
+    console = Console(record=True, width=200)
+    status.print_status(wh, console)
+    lines = console.export_text().splitlines()
+    cells = [[cell.strip() for cell in line.strip("│ ").split("│")]
+             for line in lines if line.startswith("│ activities")]
+    latest_batch, reconciliation = cells  # one row in each table
+    extract_batch = scalar(wh, "select max(batch_id) from ops.load_batches where object_name = 'activities' "
+                               "and batch_kind = 'extract'")
+    assert latest_batch[1] == f"{extract_batch:,}"  # the latest batch shown is an extract, not tombstones
+    stones = scalar(wh, "select count(*) from raw_crm.activities where _deleted_at is not null")
+    assert stones > 0 and reconciliation[-1] == f"{stones:,}"
