@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_warehouse import delete_detection, extract_load, objects, settings, simulator, warehouse
-from crm_warehouse.errors import DeletesRefused, WarehouseError
+from crm_warehouse import batch_actions, delete_detection, extract_load, objects, settings, simulator, warehouse
+from crm_warehouse.errors import BatchHeld, DeletesRefused, WarehouseError
 from tests.conftest import query, scalar
 
 SCALE = 0.03
@@ -154,6 +154,29 @@ def test_a_key_only_in_quarantine_is_not_tombstoned(deletes, monkeypatch):
                "where ticket_id = (select min(ticket_id) from crm.support_tickets)")
     assert extract_load.load_object("support_tickets", "quarantined-gone").rows_tombstoned == 0
     assert scalar(wh, "select count(*) from raw_crm.support_tickets where ticket_id = %s", (new_id,)) == 0
+
+
+def test_deleting_the_newest_change_holds_the_batch_and_its_replay_writes_the_tombstone(deletes, monkeypatch):
+    """The load gate's stale-source rule sees the newest updated_at go backwards; a replay resolves it."""
+    src, wh = deletes.source, deletes.warehouse
+    monkeypatch.setenv("CRMWH_DELETE_RECONCILE_HOURS", "0")
+    newest, newest_at = query(src, "select ticket_id, updated_at from crm.support_tickets "
+                                   "order by updated_at desc, ticket_id limit 1")[0]
+    query(src, "delete from crm.support_tickets where ticket_id = %s", (newest,))
+    with pytest.raises(BatchHeld, match="held \\(stale_source\\)"):
+        extract_load.load_object("support_tickets", "newest-gone")
+    held = scalar(wh, "select batch_id from ops.load_batches where run_id = 'newest-gone'")
+    assert newest not in tombstoned(wh, "support_tickets", "ticket_id")  # nothing reconciled while held
+
+    query(src, "update crm.support_tickets set updated_at = %s::timestamptz + interval '1 second' "
+               "where ticket_id = (select min(ticket_id) from crm.support_tickets)", (newest_at,))
+    result = batch_actions.replay(held, "tester", "a newer change arrived")
+
+    assert (result.status, result.rows_published, result.rows_tombstoned) == ("published", 1, 1)
+    assert newest in tombstoned(wh, "support_tickets", "ticket_id")
+    assert query(wh, "select b.batch_kind, b.rows_published from ops.load_batches h "
+                     "join ops.load_batches b on b.batch_id = h.replayed_by_batch_id where h.batch_id = %s",
+                 (held,)) == [("extract", 1)]
 
 
 def test_the_simulators_hard_deletes_are_exactly_the_tombstoned_keys(deletes, monkeypatch):
