@@ -18,6 +18,8 @@ the rules' names, the rest are published to the append-only `raw_crm.<object>` a
 A batch that breaks a batch rule (schema drift, stale source, volume far outside its history, too many
 failing rows) is **held**: nothing is published, the task fails naming the object, rule and sample
 keys, and `crmwh release` / `crmwh replay` resolve it. Every batch is in `ops.load_batches`.
+Once a day (`CRMWH_DELETE_RECONCILE_HOURS`) each task then reconciles its object's keys with the source:
+rows hard-deleted there get tombstones in raw (`is_deleted`, `_deleted_at`), see `ops.key_reconciliations`.
 Objects wait for the objects they reference, so references are checked against published parents.
 `build_data_docs` renders the GX Data Docs of the run and logs where they are; failed tasks are
 recorded in `ops.alerts`.

@@ -67,6 +67,8 @@ def warehouses(embedded):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)
+        # every load reconciles keys, so the simulator's hard deletes reach the models as tombstones
+        mp.setenv("CRMWH_DELETE_RECONCILE_HOURS", "0")
         simulator.simulate(source, scale=SCALE, seed=5, quiet=True)
         load_all("initial")
         transform.run_dbt("run", "--exclude", transform.MARTS)
@@ -111,6 +113,15 @@ def test_an_incremental_run_rewrites_only_the_changed_keys(warehouses):
         assert counts["orders"] > 0, f"day {step} changed no order: the test would prove nothing"
         assert counts["rewritten"] == counts["orders"], f"day {step}"
         assert counts["rewritten"] < counts["total"] / 10
+
+
+def test_hard_deletes_reached_the_incremental_models(warehouses):
+    wh = warehouses.warehouse
+    tombstoned = {r[0] for r in query(wh, "select activity_id from raw_crm.activities where _deleted_at is not null")}
+    assert tombstoned, "the simulator hard-deleted no activity: the test would prove nothing"
+    deleted = {r[0] for r in query(wh, "select activity_id from core.fct_activities where is_deleted and "
+                                       "activity_id = any(%s)", (list(tombstoned),))}
+    assert deleted == tombstoned
 
 
 def test_the_incremental_models_are_incremental(warehouses):

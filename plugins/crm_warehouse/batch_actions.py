@@ -69,7 +69,8 @@ def replay(batch_id: int, actor: str, reason: str) -> extract_load.BatchResult:
     finally:
         with warehouse.connect(settings.warehouse_dsn()) as wh, wh.transaction():
             new_batch = wh.execute(
-                "select max(batch_id) from ops.load_batches where run_id = %s", (f"replay-of-{batch_id}",)
+                "select max(batch_id) from ops.load_batches where run_id = %s and batch_kind = 'extract'",
+                (f"replay-of-{batch_id}",)
             ).fetchone()[0]
             wh.execute("update ops.load_batches set replayed_by_batch_id = %s where batch_id = %s",
                        (new_batch, batch_id))

@@ -7,3 +7,7 @@ class WarehouseError(Exception):
 
 class BatchHeld(WarehouseError):
     """A batch failed its load gate; nothing from it was published."""
+
+
+class DeletesRefused(BatchHeld):
+    """Key reconciliation found implausibly many keys missing from the source; no tombstone was written."""

@@ -7,7 +7,9 @@ quarantine.<object>, the rest to the append-only raw table, both with set-based 
 the transaction that records the counts and moves the watermark. A batch that breaks a batch rule
 (schema drift, stale source, volume far outside the object's history, too many failing rows) is held:
 nothing is published, the watermark stays, and the object loads nothing more until the batch is
-released or replayed (batch_actions.py).
+released or replayed (batch_actions.py). After a batch is published (or when there was nothing new),
+the object's keys are reconciled with the source on a schedule, and rows hard-deleted there get
+tombstones in raw (delete_detection.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from crm_warehouse import gate_rules, objects, settings, source_copy, warehouse
+from crm_warehouse import delete_detection, gate_rules, objects, settings, source_copy, warehouse
 from crm_warehouse.errors import BatchHeld, WarehouseError
 from crm_warehouse.warehouse import LANDING, QUARANTINE, RAW, SOURCE_SCHEMA, Column
 
@@ -39,6 +41,7 @@ class BatchResult:
     watermark_from: datetime | None = None
     watermark_to: datetime | None = None
     message: str = ""
+    rows_tombstoned: int = 0  # rows hard-deleted in the source, found by key reconciliation after the batch
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -70,17 +73,20 @@ def load_object(name: str, run_id: str, cutoff: datetime | None = None, *, check
         result = _extract_to_landing(wh, source, obj, columns, run_id, cutoff, added)
         if result.status == "empty":
             log.info("%s: nothing new since %s", name, result.watermark_from)
-            return result
-        suite = gate_rules.load(obj.suite_path)
-        if check_volume:
-            _check_volume(wh, suite, result)
-        gate_and_publish(wh, suite, columns, result)
+        else:
+            suite = gate_rules.load(obj.suite_path)
+            if check_volume:
+                _check_volume(wh, suite, result)
+            gate_and_publish(wh, suite, columns, result)
+        # after the publish, so the keys just published are in raw before they are compared
+        result.rows_tombstoned = delete_detection.reconcile_if_due(wh, source, obj, run_id)
     return result
 
 
 def _published_batch_for_run(wh: psycopg.Connection, name: str, run_id: str) -> int | None:
     row = wh.execute(
-        "select batch_id from ops.load_batches where object_name = %s and run_id = %s and status = 'published'",
+        "select batch_id from ops.load_batches where object_name = %s and run_id = %s and status = 'published' "
+        "and batch_kind = 'extract'",
         (name, run_id),
     ).fetchone()
     return row[0] if row else None
@@ -193,7 +199,8 @@ def _check_volume(wh: psycopg.Connection, suite: gate_rules.GateSuite, result: B
     history = [r[0] for r in wh.execute(
         """
         select rows_extracted from ops.load_batches
-        where object_name = %s and status = 'published' and watermark_from is not null and rows_extracted > 0
+        where object_name = %s and status = 'published' and batch_kind = 'extract' and watermark_from is not null
+          and rows_extracted > 0
         order by batch_id desc limit %s
         """, (result.object_name, suite.settings["volume_history"]),
     ).fetchall()]

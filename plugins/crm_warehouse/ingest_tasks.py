@@ -44,12 +44,15 @@ def summarize(results: list[dict]) -> dict:
     published = [r for r in results if r["status"] == "published"]
     rows = sum(r["rows_published"] for r in published)
     quarantined = sum(r.get("rows_quarantined", 0) for r in published)
-    if not published:
+    tombstoned = sum(r.get("rows_tombstoned", 0) for r in results)
+    if not published and not tombstoned:
         raise AirflowSkipException("Nothing new in any CRM object: raw_crm is unchanged, "
                                    "crm_transform is not triggered")
-    log.info("Published %d row(s) in %d batch(es) to raw_crm, quarantined %d; %d object(s) had nothing new",
-             rows, len(published), quarantined, sum(r["status"] == "empty" for r in results))
-    return {"rows_published": rows, "rows_quarantined": quarantined, "batches": len(published)}
+    log.info("Published %d row(s) in %d batch(es) to raw_crm, quarantined %d; %d object(s) had nothing new; "
+             "%d row(s) hard-deleted in the source got tombstones",
+             rows, len(published), quarantined, sum(r["status"] == "empty" for r in results), tombstoned)
+    return {"rows_published": rows, "rows_quarantined": quarantined, "batches": len(published),
+            "rows_tombstoned": tombstoned}
 
 
 def build_data_docs() -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from crm_warehouse.errors import WarehouseError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PG_PORT = 55432
 WAREHOUSE_DB = "warehouse"
@@ -78,3 +80,32 @@ def extract_lookback_minutes() -> float:
     """CRMWH_EXTRACT_LOOKBACK_MINUTES (default 10): each extract re-reads this far behind the watermark,
     so rows committed late with an older updated_at are not missed; re-reads are dropped as duplicates."""
     return float(os.environ.get("CRMWH_EXTRACT_LOOKBACK_MINUTES", "10"))
+
+
+def delete_reconcile_hours() -> float | None:
+    """CRMWH_DELETE_RECONCILE_HOURS (default 24): reconcile an object's keys with the source (hard-delete
+    detection) when its last reconciliation is older than this; 0 = every run, `off` = never."""
+    value = os.environ.get("CRMWH_DELETE_RECONCILE_HOURS", "24").strip()
+    if value.lower() == "off":
+        return None
+    hours = _number("CRMWH_DELETE_RECONCILE_HOURS", value, "a number of hours (0 = every run) or 'off'")
+    if hours < 0:
+        raise WarehouseError(f"CRMWH_DELETE_RECONCILE_HOURS must be 0 or more hours, or 'off', not {value!r}.")
+    return hours
+
+
+def delete_max_share() -> float:
+    """CRMWH_DELETE_MAX_SHARE (default 0.5): key reconciliation refuses to tombstone more than this share
+    of an object's live keys (a truncated or mis-pointed source must not delete the warehouse)."""
+    value = os.environ.get("CRMWH_DELETE_MAX_SHARE", "0.5").strip()
+    share = _number("CRMWH_DELETE_MAX_SHARE", value, "a share between 0 and 1")
+    if not 0 <= share <= 1:
+        raise WarehouseError(f"CRMWH_DELETE_MAX_SHARE must be a share between 0 and 1, not {value!r}.")
+    return share
+
+
+def _number(name: str, value: str, meaning: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise WarehouseError(f"{name} must be {meaning}, not {value!r}.") from None

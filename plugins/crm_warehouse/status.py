@@ -14,7 +14,7 @@ LATEST_BATCHES = """
 select distinct on (object_name)
        object_name, batch_id, status, rows_extracted, rows_published, rows_quarantined,
        watermark_to, coalesce(published_at, validated_at, landed_at, started_at) as at
-from ops.load_batches
+from ops.load_batches {where}
 order by object_name, batch_id desc
 """
 HELD = "select object_name, batch_id, rows_extracted, message from ops.load_batches where status = 'held' order by 2"
@@ -22,6 +22,13 @@ QUARANTINE = """
 select object_name, sum(rows_quarantined)::bigint, count(*) filter (where rows_quarantined > 0),
        max(batch_id) filter (where rows_quarantined > 0)
 from ops.load_batches where rows_quarantined > 0 group by 1 order by 1
+"""
+RECONCILIATIONS = """
+select distinct on (object_name)
+       object_name, reconciled_at, source_keys, raw_live_keys, deleted_keys,
+       sum(deleted_keys) over (partition by object_name) as tombstones
+from ops.key_reconciliations
+order by object_name, reconciled_at desc
 """
 MARTS_VERSION = """
 select version_id, action, as_of_date, coalesce(published_at, recorded_at) from ops.marts_versions
@@ -46,11 +53,14 @@ def print_status(dsn: str, console: Console | None = None) -> None:
         if not conn.execute("select to_regclass('ops.load_batches')").fetchone()[0]:
             console.print("Nothing loaded yet: run `crmwh run` (or `make demo`).")
             return
+        # a ledger made before hard-delete detection has no batch_kind until the next load (or `crmwh init`)
+        reconciles = conn.execute("select to_regclass('ops.key_reconciliations')").fetchone()[0] is not None
         table = Table(title="Latest batch per CRM object")
         for column in ("object", "batch", "status", "extracted", "published", "quarantined", "watermark", "at"):
             table.add_column(column, justify="right" if column in ("batch", "extracted", "published",
                                                                   "quarantined") else "left")
-        for row in conn.execute(LATEST_BATCHES):
+        where = "where batch_kind = 'extract'" if reconciles else ""
+        for row in conn.execute(LATEST_BATCHES.format(where=where)):
             table.add_row(*[_fmt(value) for value in row])
         console.print(table)
         held = conn.execute(HELD).fetchall()
@@ -61,6 +71,8 @@ def print_status(dsn: str, console: Console | None = None) -> None:
         else:
             console.print("No held batches.")
         _print_quarantine(conn, console)
+        if reconciles:
+            _print_reconciliations(conn, console)
         version = conn.execute(MARTS_VERSION).fetchone()
         if version:
             console.print(f"Marts: version {version[0]} ({version[1]}, as of {version[2]}) live since "
@@ -75,6 +87,19 @@ def _print_quarantine(conn, console: Console) -> None:
     table = Table(title="Quarantined rows (quarantine.<object>, with the rules each row broke)")
     for column in ("object", "rows", "batches", "latest batch"):
         table.add_column(column, justify="left" if column == "object" else "right")
+    for row in rows:
+        table.add_row(*[_fmt(value) for value in row])
+    console.print(table)
+
+
+def _print_reconciliations(conn, console: Console) -> None:
+    rows = conn.execute(RECONCILIATIONS).fetchall()
+    if not rows:
+        console.print("No key reconciliation yet (hard-delete detection, CRMWH_DELETE_RECONCILE_HOURS).")
+        return
+    table = Table(title="Hard-delete detection: latest key reconciliation per object (tombstones in raw_crm)")
+    for column in ("object", "reconciled at", "source keys", "live in raw", "deleted", "tombstones"):
+        table.add_column(column, justify="left" if column in ("object", "reconciled at") else "right")
     for row in rows:
         table.add_row(*[_fmt(value) for value in row])
     console.print(table)

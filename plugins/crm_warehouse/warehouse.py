@@ -13,7 +13,9 @@ from crm_warehouse.errors import WarehouseError
 SOURCE_SCHEMA = "crm"
 LANDING = "landing"
 RAW = "raw_crm"
-LOAD_COLUMNS = (("_batch_id", "bigint"), ("_extracted_at", "timestamptz"))
+# _deleted_at: set only on a tombstone, the version key reconciliation writes for a row hard-deleted
+# in the source (delete_detection.py); null on every extracted row
+LOAD_COLUMNS = (("_batch_id", "bigint"), ("_extracted_at", "timestamptz"), ("_deleted_at", "timestamptz"))
 
 
 def connect(dsn: str, *, autocommit: bool = True, role: str = "warehouse") -> psycopg.Connection:

@@ -51,6 +51,7 @@ final as (
         is_deleted,
         _batch_id,
         _extracted_at,
+        _deleted_at as hard_deleted_at,
         {{ batch_cutoff() }} as _batch_cutoff_xid
     from versioned
     -- "<= 1", not "= 1": postgres estimates "= 1" on a window result at 0.5% of the rows and

@@ -37,6 +37,12 @@ alter table ops.load_batches add column if not exists columns_added text[];  -- 
 -- by transactions below the run's cutoff (see dbt_project/macros/incremental_batches.sql)
 alter table ops.load_batches add column if not exists published_xid bigint;
 create index if not exists load_batches_published_xid_idx on ops.load_batches (object_name, published_xid);
+-- extract: rows changed in the source; delete_detection: tombstones of rows hard-deleted in the source,
+-- written by key reconciliation (published at once, never gated; the watermark does not move)
+alter table ops.load_batches add column if not exists batch_kind text not null default 'extract';
+alter table ops.load_batches drop constraint if exists load_batches_batch_kind_check;
+alter table ops.load_batches add constraint load_batches_batch_kind_check
+    check (batch_kind in ('extract', 'delete_detection'));
 create index if not exists load_batches_object_idx on ops.load_batches (object_name, batch_id desc);
 create index if not exists load_batches_run_idx on ops.load_batches (run_id, object_name);
 
@@ -58,6 +64,23 @@ create table if not exists ops.schema_changes (
     run_id              text not null,
     detected_at         timestamptz not null default clock_timestamp()
 );
+
+-- Key reconciliation (hard-delete detection), one row per object and reconciliation, also when it
+-- found nothing: the source's keys against the keys whose latest raw version is live. Each key missing
+-- from the source got a tombstone in raw_crm.<object>, all of them in the batch batch_id.
+create table if not exists ops.key_reconciliations (
+    reconciliation_id   bigint generated always as identity primary key,
+    object_name         text not null,
+    run_id              text not null,
+    reconciled_at       timestamptz not null,     -- the source's clock: the tombstones' _deleted_at
+    source_keys         bigint not null,          -- key values in crm.<object>
+    raw_live_keys       bigint not null,          -- keys whose latest raw version was not a tombstone, before
+    deleted_keys        bigint not null,          -- of those, missing from the source: tombstoned now
+    restored_keys       bigint not null default 0,  -- tombstoned keys back in the source (not undone)
+    batch_id            bigint references ops.load_batches (batch_id),  -- null when nothing was deleted
+    seconds             numeric(12, 3)
+);
+create index if not exists key_reconciliations_object_idx on ops.key_reconciliations (object_name, reconciled_at desc);
 
 -- Rows of a batch that broke a row rule of the load gate: error rules send the row to quarantine,
 -- warn rules are only recorded. Written by the row screen, read by the GX suite of the batch.
@@ -112,14 +135,16 @@ create table if not exists ops.marts_versions (
 );
 
 -- The invariant, per batch: extracted = published + quarantined, or the batch is held (nothing
--- published, its rows kept in landing) or replayed (its rows archived in quarantine as
--- superseded_by_replay, the range extracted again as a new batch).
+-- published, its rows kept in landing), replayed (its rows archived in quarantine as
+-- superseded_by_replay, the range extracted again as a new batch) or failed (abandoned by a crashed
+-- run: nothing published, its landed rows dropped, the range extracted again by the next run).
 drop view if exists ops.batch_reconciliation;
 create view ops.batch_reconciliation as
 select
     batch_id,
     object_name,
     run_id,
+    batch_kind,
     status,
     held_rule,
     rows_extracted,
@@ -130,5 +155,6 @@ select
         when status = 'held' then rows_published = 0 and rows_quarantined = 0
         when status = 'replayed' then rows_published = 0 and rows_extracted = rows_quarantined
         when status = 'published' then rows_extracted = rows_published + rows_quarantined
+        when status = 'failed' then rows_published = 0 and rows_quarantined = 0
     end as is_reconciled
 from ops.load_batches;
