@@ -74,3 +74,37 @@
     from {{ source('crm', object_name) }}
     where _batch_id in ({{ batch_ids | join(', ') if batch_ids else 'null' }})
 {%- endmacro %}
+
+
+{#-
+    The first day an incremental run of mart_pipeline_daily must rewrite: the day after the last one
+    it holds, or the earliest day a change it has not consumed reaches back to, if earlier: a deal
+    version's updated_at (its created_at for a deal seen for the first time), a stage change's
+    changed_at, a new FX rate's date. none (rewrite every day) when the pipeline stages changed.
+-#}
+{% macro sales_pipeline_daily_start() -%}
+    {%- if not execute or new_batch_ids('pipeline_stages') -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set deal_batches = new_batch_ids('deals') -%}
+    {%- set history_batches = new_batch_ids('deal_stage_history') -%}
+    {%- set fx_from = fx_rates_changed_from() -%}
+    {%- set query -%}
+        select least(
+            (select max(date_day) + 1 from {{ this }}),
+            {%- if deal_batches %}
+            (select min({{ utc_date('case when exists (select 1 from ' ~ source('crm', 'deals') ~ ' earlier where earlier.deal_id = d.deal_id and earlier._batch_id < d._batch_id) then d.updated_at else least(d.created_at, d.updated_at) end') }})
+             from {{ source('crm', 'deals') }} as d where d._batch_id in ({{ deal_batches | join(', ') }})),
+            {%- endif %}
+            {%- if history_batches %}
+            (select min({{ utc_date('least(h.changed_at, h.updated_at)') }})
+             from {{ source('crm', 'deal_stage_history') }} as h where h._batch_id in ({{ history_batches | join(', ') }})),
+            {%- endif %}
+            {%- if fx_from %}
+            cast('{{ fx_from }}' as date),
+            {%- endif %}
+            null::date
+        )
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values()[0]) }}
+{%- endmacro %}

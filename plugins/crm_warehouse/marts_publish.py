@@ -29,10 +29,29 @@ class MartsNotPublished(WarehouseError):
     """The shadow build or its audit failed; the live marts are unchanged."""
 
 
-def prepare_shadow() -> None:
-    """An empty shadow schema, so nothing from an earlier failed build can be published by mistake."""
+def prepare_shadow(as_of_date: str | None = None) -> None:
+    """A fresh shadow schema, so nothing from an earlier failed build can be published by mistake.
+
+    Incremental marts (those with _batch_cutoff_xid) start from a copy of their live table, so the build
+    only adds what changed; not for a rebuild as of a past date, which rebuilds them in full.
+    """
     with warehouse.connect(settings.warehouse_dsn()) as wh, wh.transaction():
         wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(SHADOW)))
+        carried = [] if as_of_date else _incremental_marts(wh)
+        if carried:
+            wh.execute(sql.SQL("create schema {}").format(sql.Identifier(SHADOW)))
+        for table in carried:
+            names = {"shadow": sql.Identifier(SHADOW), "live": sql.Identifier(LIVE), "table": sql.Identifier(table)}
+            wh.execute(sql.SQL("create table {shadow}.{table} (like {live}.{table} including all)").format(**names))
+            wh.execute(sql.SQL("insert into {shadow}.{table} select * from {live}.{table}").format(**names))
+    if carried:
+        log.info("Incremental marts carried into %s from %s: %s", SHADOW, LIVE, ", ".join(carried))
+
+
+def _incremental_marts(wh: psycopg.Connection) -> list[str]:
+    return [r[0] for r in wh.execute(
+        "select table_name from information_schema.columns where table_schema = %s "
+        "and column_name = '_batch_cutoff_xid' order by 1", (LIVE,)).fetchall()]
 
 
 def record_failure(stage: str, message: str, as_of_date: str | None, run_id: str | None = None) -> None:

@@ -89,7 +89,7 @@ def build_core(as_of_date: str | None = None) -> None:
 
 def build_marts_shadow(as_of_date: str | None = None) -> None:
     """Write: the marts and their dbt tests, in the shadow schema; `marts` is untouched."""
-    marts_publish.prepare_shadow()
+    marts_publish.prepare_shadow(as_of_date)
     try:
         build(select=MARTS, as_of_date=as_of_date, marts_schema=marts_publish.SHADOW)
     except WarehouseError as exc:

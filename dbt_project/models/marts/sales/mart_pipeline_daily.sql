@@ -1,14 +1,41 @@
-{{ config(indexes=[
-    {'columns': ['date_day']},
-    {'columns': ['stage_id', 'date_day'], 'unique': true},
-]) }}
--- open pipeline by stage at the end of every day, from the first deal's creation to the as-of date.
--- grain: one row per (date_day, open funnel stage). A deal is in a stage at the end of a day when
--- it entered the stage on or before that day and left it after that day (or not by the as-of
--- date). Amounts are summed per currency and converted with each day's FX rate.
+-- open pipeline by stage at the end of every day, from the first deal's creation to the as-of date,
+-- as it stood that day: a deal counts with the amount, currency and soft delete of its type-2 period
+-- valid at the end of the day (int_deals__historized). grain: one row per (date_day, open funnel stage).
+-- A deal is in a stage at the end of a day when it entered the stage on or before that day and left
+-- it after that day. Amounts are summed per currency and converted with each day's FX rate.
+-- incremental: since a day's row depends only on what happened up to that day, a run writes only the
+-- new days and the days a late change reached (macro sales_pipeline_daily_start); as_of_date is then
+-- moved on every row by the post-hook
+-- depends_on: {{ source('crm', 'deals') }}
+-- depends_on: {{ source('crm', 'deal_stage_history') }}
+-- depends_on: {{ source('crm', 'pipeline_stages') }}
+-- depends_on: {{ source('crm', 'fx_rates') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='date_day',
+        incremental_strategy='delete+insert',
+        indexes=[
+            {'columns': ['date_day']},
+            {'columns': ['stage_id', 'date_day'], 'unique': true},
+            {'columns': ['_batch_cutoff_xid']},
+        ],
+        post_hook=[
+            "{% if is_incremental() %}update {{ this }} set as_of_date = (select max(as_of_date) from {{ this }}) where as_of_date < (select max(as_of_date) from {{ this }}){% endif %}",
+        ],
+    )
+}}
+
+{%- set start_day = sales_pipeline_daily_start() if is_incremental() else none %}
+
 with
 
-{{ sales_deal_state_as_of() }},
+as_of as (
+
+    select {{ as_of_date('latest_loaded_date') }} as as_of_date
+    from {{ ref('int_loaded_dates__summarized') }}
+
+),
 
 open_stages as (
 
@@ -18,31 +45,63 @@ open_stages as (
 
 ),
 
-visit_amounts as (
+visits as (
 
     select
-        visits_as_of.stage_id,
-        visits_as_of.entered_date,
-        visits_as_of.exited_date,
-        live_deals_as_of.currency_code,
-        live_deals_as_of.deal_amount
-    from visits_as_of
-    inner join live_deals_as_of
-        on live_deals_as_of.deal_id = visits_as_of.deal_id
+        visits.deal_id,
+        visits.stage_id,
+        visits.entered_date,
+        visits.exited_date
+    from {{ ref('fct_deal_stage_history') }} as visits
     inner join open_stages
-        on open_stages.stage_id = visits_as_of.stage_id
+        on open_stages.stage_id = visits.stage_id
+    where not visits.is_deleted
+
+),
+
+live_periods as (
+
+    select
+        deal_id,
+        deal_amount,
+        currency_code,
+        valid_from_date,
+        valid_to_date
+    from {{ ref('int_deals__historized') }}
+    where not is_deleted
+
+),
+
+segments as (
+
+    -- the days a deal sat in a stage with one amount: a visit cut by the deal's live periods
+    -- (from_date inclusive, to_date exclusive, null = still there)
+    select
+        visits.stage_id,
+        live_periods.currency_code,
+        live_periods.deal_amount,
+        greatest(visits.entered_date, live_periods.valid_from_date) as from_date,
+        case
+            when visits.exited_date is null then live_periods.valid_to_date
+            when live_periods.valid_to_date is null then visits.exited_date
+            else least(visits.exited_date, live_periods.valid_to_date)
+        end as to_date
+    from visits
+    inner join live_periods
+        on live_periods.deal_id = visits.deal_id
 
 ),
 
 movements as (
 
-    -- +1 deal (and its amount) on the day it entered, -1 on the day it left
-    select stage_id, currency_code, entered_date as date_day, 1 as deal_delta, deal_amount as amount_delta, 1 as entered, 0 as exited
-    from visit_amounts
+    -- +1 deal (and its amount) on the day a segment starts, -1 on the day it ends
+    select stage_id, currency_code, from_date as date_day, 1 as deal_delta, deal_amount as amount_delta
+    from segments
+    where to_date is null or to_date > from_date
     union all
-    select stage_id, currency_code, exited_date as date_day, -1 as deal_delta, -deal_amount as amount_delta, 0 as entered, 1 as exited
-    from visit_amounts
-    where exited_date is not null
+    select stage_id, currency_code, to_date as date_day, -1 as deal_delta, -deal_amount as amount_delta
+    from segments
+    where to_date > from_date
 
 ),
 
@@ -53,11 +112,30 @@ daily_movements as (
         currency_code,
         date_day,
         sum(deal_delta) as deal_delta,
-        sum(amount_delta) as amount_delta,
-        sum(entered) as deals_entered,
-        sum(exited) as deals_exited
+        sum(amount_delta) as amount_delta
     from movements
     group by stage_id, currency_code, date_day
+
+),
+
+stage_changes as (
+
+    -- stage entries and exits during the day, of deals live at the end of it
+    select
+        visits.stage_id,
+        changes.date_day,
+        sum(changes.entered) as deals_entered,
+        sum(changes.exited) as deals_exited
+    from visits
+    cross join lateral (
+        select visits.entered_date as date_day, 1 as entered, 0 as exited
+        union all
+        select visits.exited_date, 0, 1 where visits.exited_date is not null
+    ) as changes
+    inner join live_periods
+        on live_periods.deal_id = visits.deal_id
+        and {{ customers_is_valid_on('live_periods', 'changes.date_day') }}
+    group by visits.stage_id, changes.date_day
 
 ),
 
@@ -66,14 +144,14 @@ days as (
     select spine.date_day
     from {{ ref('int_dates__spined') }} as spine
     cross join as_of
-    where spine.date_day >= (select min(created_date) from live_deals_as_of)
+    where spine.date_day >= (select min(valid_from_date) from live_periods)
       and spine.date_day <= as_of.as_of_date
 
 ),
 
 currencies as (
 
-    select distinct currency_code from live_deals_as_of
+    select distinct currency_code from live_periods
 
 ),
 
@@ -92,8 +170,6 @@ running as (
         grid.date_day,
         grid.stage_id,
         grid.currency_code,
-        coalesce(daily_movements.deals_entered, 0) as deals_entered,
-        coalesce(daily_movements.deals_exited, 0) as deals_exited,
         sum(coalesce(daily_movements.deal_delta, 0)) over (
             partition by grid.stage_id, grid.currency_code
             order by grid.date_day
@@ -117,14 +193,15 @@ converted as (
     select
         running.date_day,
         running.stage_id,
-        sum(running.deals_entered) as deals_entered,
-        sum(running.deals_exited) as deals_exited,
         sum(running.open_deals) as open_deals,
         sum({{ to_reporting('running.open_amount', 'fx_rates.fx_rate_to_reporting') }}) as open_amount_reporting
     from running
     left join {{ ref('int_fx_rates__filled_daily') }} as fx_rates
         on fx_rates.currency_code = running.currency_code
         and fx_rates.rate_date = running.date_day
+    {%- if start_day %}
+    where running.date_day >= '{{ start_day }}'
+    {%- endif %}
     group by running.date_day, running.stage_id
 
 ),
@@ -139,14 +216,18 @@ final as (
         open_stages.funnel_step,
         open_stages.win_probability as stage_win_probability,
         converted.open_deals,
-        converted.deals_entered,
-        converted.deals_exited,
+        coalesce(stage_changes.deals_entered, 0) as deals_entered,
+        coalesce(stage_changes.deals_exited, 0) as deals_exited,
         {{ reporting_currency() }} as reporting_currency,
         converted.open_amount_reporting,
-        round(converted.open_amount_reporting * open_stages.win_probability, 2) as weighted_amount_reporting
+        round(converted.open_amount_reporting * open_stages.win_probability, 2) as weighted_amount_reporting,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from converted
     inner join open_stages
         on open_stages.stage_id = converted.stage_id
+    left join stage_changes
+        on stage_changes.stage_id = converted.stage_id
+        and stage_changes.date_day = converted.date_day
     cross join as_of
 
 )
