@@ -21,6 +21,8 @@ keys, and `crmwh release` / `crmwh replay` resolve it. Every batch is in `ops.lo
 Once a day (`CRMWH_DELETE_RECONCILE_HOURS`) each task then reconciles its object's keys with the source:
 rows hard-deleted there get tombstones in raw (`is_deleted`, `_deleted_at`), see `ops.key_reconciliations`.
 Objects wait for the objects they reference, so references are checked against published parents.
+A backfill (`airflow backfill create --dag-id crm_ingest --from-date ... --to-date ...`) extracts each
+past interval up to its end, in order, so it reproduces what hourly runs would have loaded.
 `build_data_docs` renders the GX Data Docs of the run and logs where they are; failed tasks are
 recorded in `ops.alerts`.
 """
@@ -46,7 +48,7 @@ recorded in `ops.alerts`.
 def crm_ingest():
     @task
     def plan_run() -> str:
-        return ingest_tasks.plan_run()
+        return ingest_tasks.plan_run(ingest_tasks.backfill_until(get_current_context()))
 
     @task
     def load(name: str, cutoff: str) -> dict:

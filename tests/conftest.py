@@ -8,7 +8,7 @@ import socket
 import psycopg
 import pytest
 
-from crm_warehouse import embedded_postgres, settings
+from crm_warehouse import embedded_postgres, extract_load, objects, settings
 
 
 def _free_port() -> int:
@@ -49,3 +49,19 @@ def local_server_dsn(database: str = "postgres") -> str | None:
             return dsn
     except psycopg.OperationalError:
         return None
+
+
+def fresh_databases(embedded, *names: str) -> list[str]:
+    """Empty databases of these names on the session's server (dropped first if there); their DSNs."""
+    admin = settings.with_database(embedded.warehouse, "postgres")
+    for name in names:
+        query(admin, f"drop database if exists {name} with (force)")
+        query(admin, f"create database {name}")
+    return [settings.with_database(embedded.warehouse, name) for name in names]
+
+
+def load_all(run_id: str) -> None:
+    """Every CRM object, parents first, as the crm_ingest DAG loads them."""
+    for tier in objects.load_tiers():
+        for name in tier:
+            extract_load.load_object(name, run_id)

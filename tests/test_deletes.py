@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from crm_warehouse import batch_actions, delete_detection, extract_load, objects, settings, simulator, warehouse
+from crm_warehouse import batch_actions, delete_detection, extract_load, objects, simulator, warehouse
 from crm_warehouse.errors import BatchHeld, DeletesRefused, WarehouseError
-from tests.conftest import query, scalar
+from tests.conftest import fresh_databases, load_all, query, scalar
 
 SCALE = 0.03
 # a change one second after the table's newest, in the simulator's time (its clock is behind the real one:
@@ -24,12 +24,7 @@ LEAVES = {"activities": "activity_id", "support_tickets": "ticket_id", "campaign
 
 @pytest.fixture(scope="module")
 def deletes(embedded):
-    source = settings.with_database(embedded.warehouse, "deletes_crm")
-    wh = settings.with_database(embedded.warehouse, "deletes_warehouse")
-    admin = settings.with_database(embedded.warehouse, "postgres")
-    for name in ("deletes_crm", "deletes_warehouse"):
-        query(admin, f"drop database if exists {name}")
-        query(admin, f"create database {name}")
+    source, wh = fresh_databases(embedded, "deletes_crm", "deletes_warehouse")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)
@@ -37,11 +32,6 @@ def deletes(embedded):
         load_all("initial")
         yield type("Deletes", (), {"source": source, "warehouse": wh})
 
-
-def load_all(run_id: str) -> None:
-    for tier in objects.load_tiers():
-        for name in tier:
-            extract_load.load_object(name, run_id)
 
 
 def source_keys(dsn: str, table: str, key: str) -> set:

@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from crm_warehouse import extract_load, objects, settings, simulator, transform
-from tests.conftest import query, scalar
+from crm_warehouse import simulator, transform
+from tests.conftest import fresh_databases, load_all, query, scalar
 
 SCALE = 0.03
 DBT_SCHEMAS = ("staging", "intermediate", "core")
@@ -23,11 +23,6 @@ SNAPSHOT = "incremental_result"
 # differs by construction: the cutoff of the run that wrote the row
 RUN_COLUMNS = {"_batch_cutoff_xid"}
 
-
-def load_all(run_id: str) -> None:
-    for tier in objects.load_tiers():
-        for name in tier:
-            extract_load.load_object(name, run_id)
 
 
 def build_marts_into(schema: str) -> None:
@@ -58,12 +53,7 @@ def differing_rows(dsn: str, left: str, right: str, columns: str) -> int:
 
 @pytest.fixture(scope="module")
 def warehouses(embedded):
-    source = settings.with_database(embedded.warehouse, "incr_crm")
-    wh = settings.with_database(embedded.warehouse, "incr_warehouse")
-    admin = settings.with_database(embedded.warehouse, "postgres")
-    for name in ("incr_crm", "incr_warehouse"):
-        query(admin, f"drop database if exists {name} with (force)")
-        query(admin, f"create database {name}")
+    source, wh = fresh_databases(embedded, "incr_crm", "incr_warehouse")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)

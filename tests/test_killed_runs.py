@@ -22,7 +22,7 @@ import pytest
 
 import crm_warehouse
 from crm_warehouse import extract_load, objects, settings, simulator
-from tests.conftest import query, scalar
+from tests.conftest import fresh_databases, query, scalar
 
 SCALE = 0.03
 OBJECT, KEY = "web_sessions", "session_id"  # the biggest object at this scale
@@ -31,12 +31,7 @@ LOAD = "import sys; from crm_warehouse import extract_load; extract_load.load_ob
 
 @pytest.fixture(scope="module")
 def killed(embedded):
-    source = settings.with_database(embedded.warehouse, "killed_crm")
-    wh = settings.with_database(embedded.warehouse, "killed_warehouse")
-    admin = settings.with_database(embedded.warehouse, "postgres")
-    for name in ("killed_crm", "killed_warehouse"):
-        query(admin, f"drop database if exists {name}")
-        query(admin, f"create database {name}")
+    source, wh = fresh_databases(embedded, "killed_crm", "killed_warehouse")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)

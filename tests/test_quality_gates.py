@@ -16,7 +16,7 @@ import pytest
 
 from crm_warehouse import cli, extract_load, objects, settings, simulator
 from crm_warehouse.errors import BatchHeld
-from tests.conftest import query, scalar
+from tests.conftest import fresh_databases, query, scalar
 
 SCALE = 0.03
 ONE_MB = "x" * (1024 * 1024)
@@ -25,12 +25,7 @@ EMOJI = "Zoë 😀 漢字 \u200b"
 
 @pytest.fixture(scope="module")
 def gates(embedded):
-    source = settings.with_database(embedded.warehouse, "gates_crm")
-    wh = settings.with_database(embedded.warehouse, "gates_warehouse")
-    admin = settings.with_database(embedded.warehouse, "postgres")
-    for name in ("gates_crm", "gates_warehouse"):
-        query(admin, f"drop database if exists {name}")
-        query(admin, f"create database {name}")
+    source, wh = fresh_databases(embedded, "gates_crm", "gates_warehouse")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)

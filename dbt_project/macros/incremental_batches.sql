@@ -108,3 +108,16 @@
     {%- endset -%}
     {{ return(run_query(query).columns[0].values()[0]) }}
 {%- endmacro %}
+
+
+{#-
+    The config of an incremental model that replaces the rows of its changed keys (delete+insert on
+    unique_key), with a unique index (on unique_columns, default the key) for the delete and for
+    uniqueness across runs, and an index on _batch_cutoff_xid for the model's next run.
+-#}
+{% macro incremental_by_key(unique_key, unique_columns=none, extra_indexes=[]) -%}
+    {%- set indexes = [{'columns': unique_columns or [unique_key], 'unique': true}] + extra_indexes
+                      + [{'columns': ['_batch_cutoff_xid']}] -%}
+    {{ config(materialized='incremental', unique_key=unique_key, incremental_strategy='delete+insert',
+              indexes=indexes) }}
+{%- endmacro %}

@@ -11,14 +11,28 @@ from crm_warehouse.errors import BatchHeld, WarehouseError
 log = logging.getLogger(__name__)
 
 
-def plan_run() -> str:
-    """Prepare the warehouse and fix the run's cutoff so every object is extracted up to the same instant."""
+def plan_run(backfill_until: datetime | None = None) -> str:
+    """Prepare the warehouse and fix the run's cutoff so every object is extracted up to the same instant.
+
+    The cutoff is the source's clock; a backfill run (`airflow backfill create`) stops at the end of its
+    interval instead, so backfilling past intervals in order loads the changes of each interval in turn.
+    """
     dsns = settings.connections()
     with warehouse.connect(dsns.warehouse) as wh:
         warehouse.init_warehouse(wh)
     cutoff = extract_load.source_cutoff(dsns.source)
+    if backfill_until is not None and backfill_until < cutoff:
+        cutoff = backfill_until
+        log.info("Backfill run: extracting changes up to the end of its interval")
     log.info("Extracting changes up to %s for %d CRM objects", cutoff.isoformat(), len(objects.all_objects()))
     return cutoff.isoformat()
+
+
+def backfill_until(context) -> datetime | None:
+    """The end of a backfill run's interval, else None (scheduled and manual runs read up to now)."""
+    run_type = context["dag_run"].run_type
+    is_backfill = getattr(run_type, "value", run_type) == "backfill"
+    return context["data_interval_end"] if is_backfill else None
 
 
 def load_object(name: str, cutoff: str, run_id: str) -> dict:

@@ -1,16 +1,6 @@
 -- incremental: a run rewrites the rows changed in batches the model has not consumed (macro changed_keys)
 -- depends_on: {{ source('crm', 'campaign_touches') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='campaign_touch_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['campaign_touch_id'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('campaign_touch_id') }}
 
 with
 

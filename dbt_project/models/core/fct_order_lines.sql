@@ -6,18 +6,7 @@
 -- depends_on: {{ source('crm', 'products') }}
 -- depends_on: {{ ref('stg_crm__order_lines') }}
 -- depends_on: {{ ref('stg_crm__orders') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='order_line_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['order_line_id'], 'unique': True},
-            {'columns': ['order_id']},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('order_line_id', extra_indexes=[{'columns': ['order_id']}]) }}
 
 with
 

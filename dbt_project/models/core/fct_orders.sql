@@ -3,17 +3,7 @@
 -- depends_on: {{ source('crm', 'orders') }}
 -- depends_on: {{ source('crm', 'order_lines') }}
 -- depends_on: {{ source('crm', 'fx_rates') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='order_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['order_id'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('order_id') }}
 
 with
 

@@ -1,16 +1,6 @@
 -- incremental: a run rewrites the rows changed in batches the model has not consumed (macro changed_keys)
 -- depends_on: {{ source('crm', 'support_tickets') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='ticket_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['ticket_id'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('ticket_id') }}
 
 with
 

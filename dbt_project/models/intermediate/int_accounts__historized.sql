@@ -1,15 +1,5 @@
 -- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
-{{
-    config(
-        materialized='incremental',
-        unique_key='account_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['account_id', 'period_number'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('account_id', unique_columns=['account_id', 'period_number']) }}
 
 -- type-2 periods of an account's segment, owner and soft delete (accounts have no status in the CRM)
 with

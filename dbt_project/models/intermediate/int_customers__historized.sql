@@ -1,15 +1,5 @@
 -- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
-{{
-    config(
-        materialized='incremental',
-        unique_key='customer_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['customer_id', 'period_number'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('customer_id', unique_columns=['customer_id', 'period_number']) }}
 
 -- type-2 periods of the customer attributes tracked in dim_customer (segment, owner, status,
 -- country, soft delete), read from the append-only raw history: staging only holds the latest version

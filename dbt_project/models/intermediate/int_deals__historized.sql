@@ -1,15 +1,5 @@
 -- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
-{{
-    config(
-        materialized='incremental',
-        unique_key='deal_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['deal_id', 'period_number'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('deal_id', unique_columns=['deal_id', 'period_number']) }}
 
 -- type-2 periods of a deal's pipeline stage, amount, owner and soft delete
 with

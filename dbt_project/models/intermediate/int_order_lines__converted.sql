@@ -3,18 +3,7 @@
 -- depends_on: {{ source('crm', 'orders') }}
 -- depends_on: {{ source('crm', 'order_lines') }}
 -- depends_on: {{ source('crm', 'fx_rates') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='order_line_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['order_line_id'], 'unique': True},
-            {'columns': ['order_id']},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('order_line_id', extra_indexes=[{'columns': ['order_id']}]) }}
 
 -- order lines with their order's context and amounts in the reporting currency, converted with
 -- the FX rate of the order date

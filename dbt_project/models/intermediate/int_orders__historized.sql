@@ -1,15 +1,5 @@
 -- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
-{{
-    config(
-        materialized='incremental',
-        unique_key='order_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['order_id', 'period_number'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('order_id', unique_columns=['order_id', 'period_number']) }}
 
 -- type-2 periods of an order's status and soft delete, so a mart as of a past date counts an
 -- order as revenue exactly when it did on that date (a later cancellation or delete does not reach back)

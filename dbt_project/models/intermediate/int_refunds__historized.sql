@@ -1,15 +1,5 @@
 -- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
-{{
-    config(
-        materialized='incremental',
-        unique_key='refund_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['refund_id', 'period_number'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('refund_id', unique_columns=['refund_id', 'period_number']) }}
 
 -- type-2 periods of a refund's soft delete, so a mart as of a past date sees the refund as it was then
 with

@@ -1,17 +1,6 @@
 -- incremental: a run recomputes the latest version of the keys that have a version in a batch
 -- this model has not consumed yet (macros/incremental_batches.sql); a full build reads all of raw
-{{
-    config(
-        materialized='incremental',
-        unique_key='order_line_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['order_line_id'], 'unique': True},
-            {'columns': ['order_id']},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('order_line_id', extra_indexes=[{'columns': ['order_id']}]) }}
 
 with
 

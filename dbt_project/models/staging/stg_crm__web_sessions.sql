@@ -1,16 +1,6 @@
 -- incremental: a run recomputes the latest version of the keys that have a version in a batch
 -- this model has not consumed yet (macros/incremental_batches.sql); a full build reads all of raw
-{{
-    config(
-        materialized='incremental',
-        unique_key='web_session_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['web_session_id'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('web_session_id') }}
 
 with
 

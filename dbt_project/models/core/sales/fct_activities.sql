@@ -1,16 +1,6 @@
 -- incremental: a run rewrites the rows changed in batches the model has not consumed (macro changed_keys)
 -- depends_on: {{ source('crm', 'activities') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='activity_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['activity_id'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('activity_id') }}
 
 with
 

@@ -2,17 +2,7 @@
 -- has not consumed (macro changed_keys)
 -- depends_on: {{ source('crm', 'deal_stage_history') }}
 -- depends_on: {{ source('crm', 'pipeline_stages') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='deal_id',
-        incremental_strategy='delete+insert',
-        indexes=[
-            {'columns': ['deal_stage_history_id'], 'unique': True},
-            {'columns': ['_batch_cutoff_xid']},
-        ],
-    )
-}}
+{{ incremental_by_key('deal_id', unique_columns=['deal_stage_history_id'], extra_indexes=[{'columns': ['deal_id']}]) }}
 
 -- one row per stage visit: every recorded stage change opens a visit of the stage it entered, and
 -- the deal's next (non-deleted) change closes it. Skips (a forward jump over funnel stages that are
