@@ -31,17 +31,30 @@ fx_rates as (
 
 ),
 
+subscription_bounds as materialized (
+
+    -- the first and last month once per subscription ("materialized" keeps postgres from inlining
+    -- them into the join below, where the truncations ran for every (subscription, calendar month)
+    -- pair: 7 of the model's 8 s at scale 10)
+    select
+        subscriptions.*,
+        cast({{ dbt.date_trunc('month', 'subscriptions.started_date') }} as date) as first_month_start_date,
+        cast({{ dbt.date_trunc('month', 'coalesce(subscriptions.ended_date, loaded.latest_loaded_date)') }} as date) as last_month_start_date
+    from subscriptions
+    cross join loaded
+
+),
+
 subscription_months as (
 
     select
         months.month_start_date,
         months.month_end_date,
-        subscriptions.*
-    from subscriptions
-    cross join loaded
+        subscription_bounds.*
+    from subscription_bounds
     inner join months
-        on months.month_start_date >= cast({{ dbt.date_trunc('month', 'subscriptions.started_date') }} as date)
-        and months.month_start_date <= cast({{ dbt.date_trunc('month', 'coalesce(subscriptions.ended_date, loaded.latest_loaded_date)') }} as date)
+        on months.month_start_date >= subscription_bounds.first_month_start_date
+        and months.month_start_date <= subscription_bounds.last_month_start_date
 
 ),
 
