@@ -69,8 +69,12 @@ MARTS = "path:models/marts"
 
 def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None,
           marts_schema: str | None = None) -> None:
-    """`dbt build`, optionally of a part of the project (dbt selector syntax), as of a date, into a schema."""
-    args = ["build"]
+    """`dbt build`, optionally of a part of the project (dbt selector syntax), as of a date, into a schema.
+
+    Unit tests are left out: they prove the models' logic on fixed rows, not the data, so they run in
+    CI (`make test`), as dbt recommends, instead of costing every run of the pipeline.
+    """
+    args = ["build", "--exclude-resource-type", "unit_test"]
     if select:
         args += ["--select", select]
     if exclude:
