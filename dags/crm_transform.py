@@ -10,9 +10,11 @@ from crm_warehouse.assets import MARTS, RAW_CRM
 
 DOC = """
 ### CRM transform
-Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset), in three steps:
-1. `dbt build` of everything but the marts: the staging views (`stg_crm__*`), intermediates and the
-   core star schema (`core.dim_*`, `core.fct_*`), with their tests;
+Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset), in four steps:
+1. `dbt build` of everything but the marts: staging (`stg_crm__*`), intermediates and the core star
+   schema (`core.dim_*`, `core.fct_*`), with their data tests. The large models are incremental: they
+   rewrite only the keys changed in load batches they have not consumed (README, "How a transform stays
+   incremental"); `dbt build --full-refresh` rebuilds them from raw;
 2. the predictive models, fitted by maximum likelihood on the core facts (BG/NBD, Gamma-Gamma, the
    churn-risk model), write their scores to schema `ml` and record each fit in `ml.model_runs`;
 3. write-audit-publish of the marts, which join those scores: `dbt build` into the shadow schema
