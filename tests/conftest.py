@@ -8,7 +8,7 @@ import socket
 import psycopg
 import pytest
 
-from crm_warehouse import embedded_postgres, extract_load, objects, settings
+from crm_warehouse import embedded_postgres, extract_load, settings
 
 
 def _free_port() -> int:
@@ -62,6 +62,4 @@ def fresh_databases(embedded, *names: str) -> list[str]:
 
 def load_all(run_id: str) -> None:
     """Every CRM object, parents first, as the crm_ingest DAG loads them."""
-    for tier in objects.load_tiers():
-        for name in tier:
-            extract_load.load_object(name, run_id)
+    extract_load.load_all(run_id)

@@ -3,12 +3,12 @@
 
     Every batch in ops.load_batches records the transaction that published it (published_xid). At
     the start of each dbt invocation, on-run-start records the invocation's cutoff: the xmin of a
-    fresh snapshot, below which every transaction has finished. All models of the invocation
-    consume the batches published below that one cutoff, so upstream and downstream models agree on
-    what they have seen, and each row they write carries it as _batch_cutoff_xid. The next run of a
-    model reads the batches published at or above the highest cutoff it stored: a batch published
-    late (a long load, a held batch released days later) has a newer xid and is still read; a batch
-    read twice changes nothing, because a model recomputes the changed keys from their whole history.
+    fresh snapshot, below which every transaction has finished, and each row a model writes carries
+    it as _batch_cutoff_xid. Every batch published below it was visible to the whole invocation; a
+    batch published at or above it may or may not have been. So the next run of a model reads the
+    batches published at or above the highest cutoff it stored: a batch published late (a long load,
+    a held batch released days later) has a newer xid and is still read, and one read twice changes
+    nothing, because a model recomputes the changed keys from their whole history.
 -#}
 
 {% macro record_batch_cutoff() -%}

@@ -83,6 +83,12 @@ def load_object(name: str, run_id: str, cutoff: datetime | None = None, *, check
     return result
 
 
+def load_all(run_id: str) -> list[BatchResult]:
+    """Every CRM object in one process, parents first (the order of crm_ingest's tasks): CLI-less runs
+    such as the benchmark and the tests."""
+    return [load_object(name, run_id) for tier in objects.load_tiers() for name in tier]
+
+
 def _published_batch_for_run(wh: psycopg.Connection, name: str, run_id: str) -> int | None:
     row = wh.execute(
         "select batch_id from ops.load_batches where object_name = %s and run_id = %s and status = 'published' "
