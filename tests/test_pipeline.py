@@ -96,7 +96,7 @@ def test_every_model_and_every_built_column_is_documented(pipeline):
     """The transform's `dbt docs generate` catalog lists every column built; each must be described."""
     import json
 
-    target = transform.project_dir() / "target"
+    target = transform.docs_target()
     manifest = json.loads((target / "manifest.json").read_text())
     catalog = json.loads((target / "catalog.json").read_text())
     undocumented = []

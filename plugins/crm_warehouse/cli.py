@@ -209,7 +209,7 @@ def cmd_docs(args) -> None:
     print(f"dbt docs generated: {index}")
     if not args.no_serve:
         print(f"Serving on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
-        transform.run_dbt("docs", "serve", "--port", str(args.port), "--no-browser")
+        transform.serve_docs(args.port)
 
 
 def cmd_airflow(args) -> None:

@@ -67,10 +67,12 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None) -> None:
 MARTS = "path:models/marts"
 
 
-def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None,
-          marts_schema: str | None = None) -> None:
-    """`dbt build`, optionally of a part of the project (dbt selector syntax), as of a date, into a schema.
+def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None) -> None:
+    """`dbt build`, optionally of a part of the project (dbt selector syntax), as of a date.
 
+    Marts are always built into the shadow schema (write-audit-publish). The core build passes the
+    same vars as the marts build on purpose: dbt re-parses the whole project (~5 s) whenever the vars
+    differ from the previous invocation's, which alternating builds would otherwise pay every time.
     Unit tests are left out: they prove the models' logic on fixed rows, not the data, so they run in
     CI (`make test`), as dbt recommends, instead of costing every run of the pipeline.
     """
@@ -79,11 +81,8 @@ def build(*, select: str | None = None, exclude: str | None = None, as_of_date: 
         args += ["--select", select]
     if exclude:
         args += ["--exclude", exclude]
-    dbt_vars = {"as_of_date": as_of_date, "marts_schema": marts_schema}
-    dbt_vars = {key: value for key, value in dbt_vars.items() if value}
-    if dbt_vars:
-        args += ["--vars", json.dumps(dbt_vars)]
-    run_dbt(*args)
+    dbt_vars = {"marts_schema": marts_publish.SHADOW, **({"as_of_date": as_of_date} if as_of_date else {})}
+    run_dbt(*args, "--vars", json.dumps(dbt_vars))
 
 
 def build_core(as_of_date: str | None = None) -> None:
@@ -95,7 +94,7 @@ def build_marts_shadow(as_of_date: str | None = None) -> None:
     """Write: the marts and their dbt tests, in the shadow schema; `marts` is untouched."""
     marts_publish.prepare_shadow(as_of_date)
     try:
-        build(select=MARTS, as_of_date=as_of_date, marts_schema=marts_publish.SHADOW)
+        build(select=MARTS, as_of_date=as_of_date)
     except WarehouseError as exc:
         _not_published("build", f"the dbt build of {marts_publish.SHADOW} failed: {exc}", as_of_date)
 
@@ -142,6 +141,16 @@ def build_all(as_of_date: str | None = None) -> None:
     build_marts(as_of_date)
 
 
+def docs_target() -> Path:
+    """The docs site's own target directory: docs describe the live marts (default vars), and sharing the
+    builds' partial-parse state would make the next build re-parse the whole project."""
+    return project_dir() / "target" / "docs"
+
+
 def generate_docs() -> Path:
-    run_dbt("docs", "generate")
-    return project_dir() / "target" / "index.html"
+    run_dbt("docs", "generate", "--target-path", str(docs_target()))
+    return docs_target() / "index.html"
+
+
+def serve_docs(port: int) -> None:
+    run_dbt("docs", "serve", "--port", str(port), "--no-browser", "--target-path", str(docs_target()))
