@@ -3,6 +3,8 @@
 -- depends_on: {{ source('crm', 'orders') }}
 -- depends_on: {{ source('crm', 'order_lines') }}
 -- depends_on: {{ source('crm', 'fx_rates') }}
+-- depends_on: {{ source('crm', 'products') }}
+-- depends_on: {{ ref('stg_crm__order_lines') }}
 {{ incremental_by_key('order_id') }}
 
 with
@@ -11,7 +13,15 @@ orders as (
 
     select * from {{ ref('stg_crm__orders') }}
     {%- if is_incremental() %}
-    where order_id in ({{ orders_to_refresh() }})
+    where order_id in (
+        {{ orders_to_refresh() }}
+        {%- if new_batch_ids('products') %}
+        -- the cost of goods uses the product's latest unit cost: a changed product reaches its orders
+        union
+        select order_id from {{ ref('stg_crm__order_lines') }}
+        where product_id in ({{ changed_keys('products', 'product_id') }})
+        {%- endif %}
+    )
     {%- endif %}
 
 ),
@@ -22,6 +32,22 @@ order_lines as (
     {%- if is_incremental() %}
     where order_id in (select order_id from orders)
     {%- endif %}
+
+),
+
+line_costs as (
+
+    -- cost of goods of the non-deleted lines, summed once here so the customer marts need not
+    -- re-aggregate every order line on every run
+    select
+        order_id,
+        sum(cost_amount_reporting) as cost_amount_reporting
+    from {{ ref('fct_order_lines') }}
+    where not is_deleted
+    {%- if is_incremental() %}
+      and order_id in (select order_id from orders)
+    {%- endif %}
+    group by order_id
 
 ),
 
@@ -81,6 +107,7 @@ final as (
             when fx_rates.fx_rate_to_reporting is not null
                 then coalesce(order_totals.net_amount_reporting, 0)
         end as net_amount_reporting,
+        line_costs.cost_amount_reporting,
         orders.order_status = 'cancelled' as is_cancelled,
         orders.is_deleted,
         -- the revenue rule: an order counts when it is neither cancelled nor deleted
@@ -89,6 +116,8 @@ final as (
     from orders
     left join order_totals
         on order_totals.order_id = orders.order_id
+    left join line_costs
+        on line_costs.order_id = orders.order_id
     left join fx_rates
         on fx_rates.currency_code = orders.currency_code
         and fx_rates.rate_date = orders.ordered_date

@@ -38,28 +38,9 @@ revenue_refunds as (
 
 ),
 
-order_lines as (
-
-    select * from {{ ref('fct_order_lines') }}
-
-),
-
 ltv_scores as (
 
     select * from {{ source('ml', 'customer_ltv_scores') }}
-
-),
-
-order_costs as (
-
-    select
-        order_lines.order_id,
-        sum(order_lines.cost_amount_reporting) as cost_amount_reporting
-    from order_lines
-    inner join revenue_orders
-        on revenue_orders.order_id = order_lines.order_id
-    where not order_lines.is_deleted
-    group by order_lines.order_id
 
 ),
 
@@ -72,12 +53,10 @@ order_summary as (
         min(revenue_orders.currency_code) as currency_code,
         sum(revenue_orders.net_amount) as order_revenue,
         sum(revenue_orders.net_amount_reporting) as order_revenue_reporting,
-        sum(coalesce(order_costs.cost_amount_reporting, 0)) as cost_of_goods_reporting,
+        sum(coalesce(revenue_orders.cost_amount_reporting, 0)) as cost_of_goods_reporting,
         min(revenue_orders.ordered_date) as first_order_date,
         max(revenue_orders.ordered_date) as last_order_date
     from revenue_orders
-    left join order_costs
-        on order_costs.order_id = revenue_orders.order_id
     group by revenue_orders.customer_id
 
 ),
