@@ -110,6 +110,15 @@
 {%- endmacro %}
 
 
+{#- the day a pipeline movement counts on: its own, or the first day an incremental run writes if earlier -#}
+{%- macro pipeline_movement_day(day, start_day) -%}
+    {%- if start_day -%}
+        greatest({{ day }}, cast('{{ start_day }}' as date))
+    {%- else -%}
+        {{ day }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#-
     The config of an incremental model that replaces the rows of its changed keys (delete+insert on
     unique_key), with a unique index (on unique_columns, default the key) for the delete and for

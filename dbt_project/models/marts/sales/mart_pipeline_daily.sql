@@ -56,6 +56,10 @@ visits as (
     inner join open_stages
         on open_stages.stage_id = visits.stage_id
     where not visits.is_deleted
+    {%- if start_day %}
+      -- a visit that ended before the first day written adds nothing to it (see movements)
+      and (visits.exited_date is null or visits.exited_date >= '{{ start_day }}')
+    {%- endif %}
 
 ),
 
@@ -69,6 +73,9 @@ live_periods as (
         valid_to_date
     from {{ ref('int_deals__historized') }}
     where not is_deleted
+    {%- if start_day %}
+      and (valid_to_date is null or valid_to_date >= '{{ start_day }}')
+    {%- endif %}
 
 ),
 
@@ -94,12 +101,16 @@ segments as (
 
 movements as (
 
-    -- +1 deal (and its amount) on the day a segment starts, -1 on the day it ends
-    select stage_id, currency_code, from_date as date_day, 1 as deal_delta, deal_amount as amount_delta
+    -- +1 deal (and its amount) on the day a segment starts, -1 on the day it ends. An incremental
+    -- run moves every earlier movement onto its first day: their sum is the opening balance, and a
+    -- segment that ended before that day nets to zero
+    select stage_id, currency_code, {{ pipeline_movement_day('from_date', start_day) }} as date_day,
+        1 as deal_delta, deal_amount as amount_delta
     from segments
     where to_date is null or to_date > from_date
     union all
-    select stage_id, currency_code, to_date as date_day, -1 as deal_delta, -deal_amount as amount_delta
+    select stage_id, currency_code, {{ pipeline_movement_day('to_date', start_day) }} as date_day,
+        -1 as deal_delta, -deal_amount as amount_delta
     from segments
     where to_date > from_date
 
@@ -135,6 +146,9 @@ stage_changes as (
     inner join live_periods
         on live_periods.deal_id = visits.deal_id
         and {{ customers_is_valid_on('live_periods', 'changes.date_day') }}
+    {%- if start_day %}
+    where changes.date_day >= '{{ start_day }}'
+    {%- endif %}
     group by visits.stage_id, changes.date_day
 
 ),
@@ -144,14 +158,17 @@ days as (
     select spine.date_day
     from {{ ref('int_dates__spined') }} as spine
     cross join as_of
-    where spine.date_day >= (select min(valid_from_date) from live_periods)
+    where spine.date_day >= (select min(valid_from_date) from {{ ref('int_deals__historized') }} where not is_deleted)
       and spine.date_day <= as_of.as_of_date
+    {%- if start_day %}
+      and spine.date_day >= '{{ start_day }}'
+    {%- endif %}
 
 ),
 
 currencies as (
 
-    select distinct currency_code from live_periods
+    select distinct currency_code from {{ ref('int_deals__historized') }} where not is_deleted
 
 ),
 
@@ -199,9 +216,6 @@ converted as (
     left join {{ ref('int_fx_rates__filled_daily') }} as fx_rates
         on fx_rates.currency_code = running.currency_code
         and fx_rates.rate_date = running.date_day
-    {%- if start_day %}
-    where running.date_day >= '{{ start_day }}'
-    {%- endif %}
     group by running.date_day, running.stage_id
 
 ),
