@@ -1,8 +1,15 @@
+-- incremental: a run recomputes the latest version of the keys that have a version in a batch
+-- this model has not consumed yet (macros/incremental_batches.sql); a full build reads all of raw
+{{ incremental_by_key('customer_id') }}
+
 with
 
 source as (
 
     select * from {{ source('crm', 'customers') }}
+    {% if is_incremental() %}
+    where customer_id in ({{ changed_keys('customers', 'customer_id') }})
+    {% endif %}
 
 ),
 
@@ -41,7 +48,8 @@ final as (
         updated_at,
         is_deleted,
         _batch_id,
-        _extracted_at
+        _extracted_at,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from versioned
     -- "<= 1", not "= 1": postgres estimates "= 1" on a window result at 0.5% of the rows and
     -- then plans nested loops for every join on this view
