@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_warehouse import extract_load, objects, settings, simulator, transform
+from crm_warehouse import extract_load, settings, simulator, transform
 from tests.conftest import query, scalar
 
 SCALE, SEED = 0.5, 42
@@ -28,9 +28,7 @@ def marts(embedded):
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", src)
         simulator.simulate(src, scale=SCALE, seed=SEED, quiet=True)
-        for tier in objects.load_tiers():
-            for name in tier:
-                extract_load.load_object(name, "effects")
+        extract_load.load_all("effects")
         transform.build_all()
         yield wh
 

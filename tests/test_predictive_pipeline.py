@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from crm_warehouse import extract_load, objects, settings, simulator, transform
+from crm_warehouse import extract_load, settings, simulator, transform
 from crm_warehouse.predictive import bgnbd, features, gamma_gamma, pipeline
 from crm_warehouse.simulator import params
 from tests.conftest import query, scalar
@@ -121,9 +121,7 @@ def warehouse(embedded, tmp_path_factory) -> str:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WAREHOUSE_DSN", dsn)
         mp.setenv("CRM_SOURCE_DSN", source)
-        for tier in objects.load_tiers():
-            for name in tier:
-                extract_load.load_object(name, "predictive-test")
+        extract_load.load_all("predictive-test")
         transform.run_dbt("run", "--select", *CORE_MODELS, "--target-path", str(dbt_dir / "target"),
                           "--log-path", str(dbt_dir / "logs"), warehouse_dsn=dsn)
     return dsn

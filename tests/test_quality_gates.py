@@ -30,9 +30,7 @@ def gates(embedded):
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)
         simulator.simulate(source, scale=SCALE, seed=11, quiet=True)
-        for tier in objects.load_tiers():
-            for name in tier:
-                extract_load.load_object(name, "initial")
+        extract_load.load_all("initial")
         yield type("Gates", (), {"source": source, "warehouse": wh})
 
 
