@@ -103,6 +103,32 @@ def test_conditional_expectation_holds_for_heavy_buyers(bg, x, t_x):
     assert bgnbd.expected_purchases(bg, 52, [x], [t_x], [39.0])[0] == pytest.approx(expected, rel=1e-6)
 
 
+# fitted by the pipeline on a few hundred customers (make bench --quick, day 2): a flat likelihood in a, b
+FLAT_AB = bgnbd.BgNbdParams(r=1.5840334, alpha=22.375603, a=265.08120, b=2130.8574)
+
+
+def test_large_a_b_with_a_customer_first_seen_today_gives_a_finite_expectation():
+    """2F1 overflows at z near 1 with large a, b (it gave NaN / -inf scores); the quadrature fallback must
+    agree with a simulation of the model: Poisson purchases, dropout Beta(a, b) after each one."""
+    rng = np.random.default_rng(7)
+    lam = rng.gamma(FLAT_AB.r, 1 / FLAT_AB.alpha, 400_000)
+    p = rng.beta(FLAT_AB.a, FLAT_AB.b, 400_000)
+    simulated = np.minimum(rng.poisson(lam * 365.25), rng.geometric(p)).mean()
+    forecast = bgnbd.expected_purchases(FLAT_AB, 365.25, [0, 1, 5], [0.0, 3.0, 20.0], [0.0, 5.0, 30.0])
+    assert np.isfinite(forecast).all() and (forecast > 0).all()
+    assert forecast[0] == pytest.approx(simulated, rel=0.01)
+
+
+@pytest.mark.parametrize("params", [FLAT_AB, bgnbd.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426)])
+def test_the_quadrature_fallback_matches_the_closed_form_where_that_is_finite(params):
+    x, T, t = np.array([0, 1, 5, 3]), np.array([200.0, 400.0, 2000.0, 39.0]), 365.25
+    z = t / (params.alpha + T + t)
+    closed = (params.a + params.b + x - 1) / (params.a - 1) * (
+        1 - (1 - z) ** (params.a - 1) * special.hyp2f1(params.a + params.b - 1 - params.r, params.a - 1,
+                                                       params.a + params.b + x - 1, z))
+    assert bgnbd._expected_while_alive_by_quadrature(params, t, x, T) == pytest.approx(closed, rel=1e-6)
+
+
 def test_a_new_customer_is_the_zero_history_case(bg):
     assert bgnbd.expected_purchases(bg, 39, [0], [0], [0])[0] == pytest.approx(
         bgnbd.expected_purchases_new_customer(bg, 39))

@@ -73,9 +73,16 @@ def expected_purchases(params: BgNbdParams, t: float, frequency: ArrayLike, rece
     x, t_x, age = as_arrays(frequency, recency, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     z = t / (alpha + age + t)
-    tail = (1 - z) ** (a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
-    numerator = (a + b + x - 1) / (a - 1) * (1 - tail)
-    return numerator * special.expit(-_log_dropped_odds(params, x, t_x, age))
+    with np.errstate(all="ignore"):
+        tail = (1 - z) ** (a - 1) * special.hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        alive = (a + b + x - 1) / (a - 1) * (1 - tail)
+    # with large a and b (a flat likelihood on little data) and z near 1 (customers first seen lately),
+    # 2F1 overflows while (1-z)^(a-1) underflows: 0 * inf. Those customers get the same expectation by
+    # quadrature over the dropout probability instead.
+    broken = ~np.isfinite(alive)
+    if broken.any():
+        alive[broken] = _expected_while_alive_by_quadrature(params, t, x[broken], age[broken])
+    return alive * special.expit(-_log_dropped_odds(params, x, t_x, age))
 
 
 def expected_purchases_new_customer(params: BgNbdParams, t: float) -> float:
@@ -83,3 +90,27 @@ def expected_purchases_new_customer(params: BgNbdParams, t: float) -> float:
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     z = t / (alpha + t)
     return float((a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * special.hyp2f1(r, b, a + b - 1, z)))
+
+
+QUADRATURE_NODES = 200
+
+
+def _expected_while_alive_by_quadrature(params: BgNbdParams, t: float, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """E[purchases in (T, T + t] | alive at T, x, T] as an integral over the dropout probability p.
+
+    Alive at T after x repeat purchases: lambda ~ Gamma(r + x, alpha + T) and p ~ Beta(a, b + x). Given
+    both, the count is (1 - exp(-lambda p t)) / p; lambda integrates out in closed form, and p by
+    Gauss-Legendre over the Beta's quantiles (u -> p = F^-1(u)), which needs no Beta normalising
+    constant (it overflows for large a, b) and whose integrand is bounded, also at p = 0.
+    """
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    nodes, weights = special.roots_legendre(QUADRATURE_NODES)
+    u, weights = (nodes + 1) / 2, weights / 2
+    out = np.empty(len(x))
+    for xi in np.unique(x):
+        p = special.betaincinv(a, b + xi, u)
+        rows = x == xi
+        scale = alpha + T[rows, None]
+        per_p = -np.expm1((r + xi) * (np.log(scale) - np.log(scale + p * t))) / p
+        out[rows] = per_p @ weights
+    return out
