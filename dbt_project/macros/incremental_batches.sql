@@ -54,14 +54,19 @@
 
 
 {#-
-    The highest cutoff this model stored; 0 (read every batch) for a table built before the model was
-    incremental: the run then rewrites every key once and on_schema_change adds the column.
+    The highest cutoff this model stored; 0 (read every batch, so the run rewrites every key once) when
+    the table lacks a column the model has: a table built before the model was incremental (no
+    _batch_cutoff_xid), or one built before a documented column was added (on_schema_change adds it, and
+    without the rewrite the rows written before would keep it null).
 -#}
 {% macro previous_batch_cutoff() -%}
-    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
-    {%- if '_batch_cutoff_xid' in columns -%}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- set missing = ['_batch_cutoff_xid'] + (model.columns.keys() | map('lower') | list) -%}
+    {%- set missing = missing | reject('in', existing) | unique | list -%}
+    {%- if not missing -%}
         (select coalesce(max(_batch_cutoff_xid), 0) from {{ this }})
     {%- else -%}
+        {%- do log(this ~ " lacks " ~ missing | join(", ") ~ ": this run rewrites every key", info=true) -%}
         0
     {%- endif -%}
 {%- endmacro %}
