@@ -66,14 +66,20 @@ def warehouses(embedded):
         changed = {}
         for step in (1, 2):
             simulator.advance(source, days=1, quiet=True)
+            if step == 1:
+                # the simulator never changes a product: a new unit cost must reach every line and order of it
+                query(source, """update crm.products set unit_cost_usd = unit_cost_usd + 1,
+                                    updated_at = (select max(updated_at) from crm.orders)
+                                  where product_id = (select min(product_id) from crm.products)""")
             load_all(f"day-{step}")
             changed[step] = expected_changed_orders(wh, f"day-{step}")
             if step == 2:
-                # as if fct_orders had been built by a release before it had this column
-                query(wh, "alter table core.fct_orders drop column cost_amount_reporting")
+                # as if the table had been built by a release before the model had this column
+                query(wh, "alter table core.fct_support_tickets drop column resolution_hours")
             transform.run_dbt("run", "--exclude", transform.MARTS)
             changed[step]["rewritten"] = rewritten_orders(wh)
-            changed[step]["fct_orders_rewritten"] = rewritten_orders(wh, "core.fct_orders")
+            changed[step]["tickets_rewritten"] = rewritten_orders(wh, "core.fct_support_tickets")
+            changed[step]["tickets"] = scalar(wh, "select count(*) from core.fct_support_tickets")
             if step == 1:
                 build_marts_into("incremental_marts", "mart_pipeline_daily")
         # the data tests of the incremental models, on the rows the incremental run wrote
@@ -115,11 +121,17 @@ def test_an_incremental_run_rewrites_only_the_changed_keys(warehouses):
 
 
 def test_a_table_lacking_a_documented_column_is_rewritten_whole_once(warehouses):
-    """Day 2 ran on a fct_orders without cost_amount_reporting: every order was rewritten, so none keeps
-    it null (the column's values are then checked against a full refresh below)."""
+    """Day 2 ran on a fct_support_tickets without resolution_hours (as after an upgrade that added it):
+    every ticket was rewritten, so none keeps it null (the values are checked against a full refresh below)."""
     day1, day2 = warehouses.changed[1], warehouses.changed[2]
-    assert day1["fct_orders_rewritten"] < day1["total"] / 10
-    assert day2["fct_orders_rewritten"] == day2["total"]
+    assert 0 < day1["tickets_rewritten"] < day1["tickets"] / 10
+    assert day2["tickets_rewritten"] == day2["tickets"]
+
+
+def test_a_changed_product_was_loaded_on_day_1(warehouses):
+    """So the equality with a full refresh below covers the cost of goods of its lines and orders."""
+    assert scalar(warehouses.warehouse, """select coalesce(sum(rows_published), 0) from ops.load_batches
+                                           where run_id = 'day-1' and object_name = 'products'""") == 1
 
 
 def test_hard_deletes_reached_the_incremental_models(warehouses):

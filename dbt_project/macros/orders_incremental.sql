@@ -43,3 +43,14 @@
     from {{ ref('stg_crm__order_lines') }}
     where order_id in ({{ orders_to_refresh() }})
 {%- endmacro %}
+
+
+{#- `union` the key_column (order_line_id or order_id) of the lines of products changed in batches this
+    model has not consumed, or nothing: the cost of goods uses the product's latest unit cost -#}
+{% macro union_of_changed_products(key_column) -%}
+    {%- if new_batch_ids('products') %}
+    union
+    select {{ key_column }} from {{ ref('stg_crm__order_lines') }}
+    where product_id in ({{ changed_keys('products', 'product_id') }})
+    {%- endif %}
+{%- endmacro %}

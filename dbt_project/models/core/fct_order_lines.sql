@@ -16,12 +16,7 @@ order_lines as (
     {%- if is_incremental() %}
     where order_line_id in (
         {{ order_lines_to_refresh() }}
-        {%- if new_batch_ids('products') %}
-        -- the unit cost is the product's latest: a changed product reaches all its lines
-        union
-        select order_line_id from {{ ref('stg_crm__order_lines') }}
-        where product_id in ({{ changed_keys('products', 'product_id') }})
-        {%- endif %}
+        {{ union_of_changed_products('order_line_id') }}
     )
     {%- endif %}
 

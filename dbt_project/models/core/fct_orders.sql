@@ -15,12 +15,7 @@ orders as (
     {%- if is_incremental() %}
     where order_id in (
         {{ orders_to_refresh() }}
-        {%- if new_batch_ids('products') %}
-        -- the cost of goods uses the product's latest unit cost: a changed product reaches its orders
-        union
-        select order_id from {{ ref('stg_crm__order_lines') }}
-        where product_id in ({{ changed_keys('products', 'product_id') }})
-        {%- endif %}
+        {{ union_of_changed_products('order_id') }}
     )
     {%- endif %}
 
