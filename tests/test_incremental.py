@@ -71,6 +71,11 @@ def warehouses(embedded):
                 query(source, """update crm.products set unit_cost_usd = unit_cost_usd + 1,
                                     updated_at = (select max(updated_at) from crm.orders)
                                   where product_id = (select min(product_id) from crm.products)""")
+                # nor moves a line to another order: both orders' totals change
+                query(source, """update crm.order_lines set order_id = (select max(order_id) from crm.orders),
+                                    updated_at = (select max(updated_at) from crm.orders)
+                                  where order_line_id = (select min(order_line_id) from crm.order_lines
+                                                         where not is_deleted)""")
             load_all(f"day-{step}")
             changed[step] = expected_changed_orders(wh, f"day-{step}")
             if step == 2:
@@ -128,10 +133,14 @@ def test_a_table_lacking_a_documented_column_is_rewritten_whole_once(warehouses)
     assert day2["tickets_rewritten"] == day2["tickets"]
 
 
-def test_a_changed_product_was_loaded_on_day_1(warehouses):
-    """So the equality with a full refresh below covers the cost of goods of its lines and orders."""
-    assert scalar(warehouses.warehouse, """select coalesce(sum(rows_published), 0) from ops.load_batches
-                                           where run_id = 'day-1' and object_name = 'products'""") == 1
+def test_a_changed_product_and_a_moved_line_were_loaded_on_day_1(warehouses):
+    """So the equality with a full refresh below covers the cost of goods of the product's lines and
+    orders, and the totals of the order a line left."""
+    wh = warehouses.warehouse
+    assert scalar(wh, """select coalesce(sum(rows_published), 0) from ops.load_batches
+                         where run_id = 'day-1' and object_name = 'products'""") == 1
+    assert scalar(wh, """select count(distinct order_id) from raw_crm.order_lines
+                         where order_line_id = (select min(order_line_id) from raw_crm.order_lines)""") == 2
 
 
 def test_hard_deletes_reached_the_incremental_models(warehouses):

@@ -27,7 +27,9 @@
     {%- set fx_from = fx_rates_changed_from() -%}
     {{ changed_keys('orders', 'order_id') }}
     union
-    {{ changed_keys('order_lines', 'order_id') }}
+    -- every order a changed line is in or was in: a line moved to another order changes both totals
+    select order_id from {{ source('crm', 'order_lines') }}
+    where order_line_id in ({{ changed_keys('order_lines', 'order_line_id') }})
     {%- if fx_from %}
     union
     select order_id from {{ ref('stg_crm__orders') }} where ordered_date >= '{{ fx_from }}'
