@@ -8,7 +8,7 @@ import socket
 import psycopg
 import pytest
 
-from crm_warehouse import embedded_postgres, extract_load, settings
+from crm_warehouse import embedded_postgres, settings
 
 
 def _free_port() -> int:
@@ -58,8 +58,3 @@ def fresh_databases(embedded, *names: str) -> list[str]:
         query(admin, f"drop database if exists {name} with (force)")
         query(admin, f"create database {name}")
     return [settings.with_database(embedded.warehouse, name) for name in names]
-
-
-def load_all(run_id: str) -> None:
-    """Every CRM object, parents first, as the crm_ingest DAG loads them."""
-    extract_load.load_all(run_id)

@@ -12,7 +12,7 @@ import pytest
 
 from crm_warehouse import batch_actions, delete_detection, extract_load, objects, simulator, warehouse
 from crm_warehouse.errors import BatchHeld, DeletesRefused, WarehouseError
-from tests.conftest import fresh_databases, load_all, query, scalar
+from tests.conftest import fresh_databases, query, scalar
 
 SCALE = 0.03
 # a change one second after the table's newest, in the simulator's time (its clock is behind the real one:
@@ -29,7 +29,7 @@ def deletes(embedded):
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)
         simulator.simulate(source, scale=SCALE, seed=23, quiet=True)
-        load_all("initial")
+        extract_load.load_all("initial")
         yield type("Deletes", (), {"source": source, "warehouse": wh})
 
 
@@ -180,7 +180,7 @@ def test_the_simulators_hard_deletes_are_exactly_the_tombstoned_keys(deletes, mo
     assert sum(len(expected[name]) for name in LEAVES) > 0
     assert all(not expected[name] for name in set(keys) - set(LEAVES))  # only the leaf tables lose rows
 
-    load_all("advance")
+    extract_load.load_all("advance")
 
     assert {name: tombstoned(wh, name, key) - stones[name] for name, key in keys.items()} == expected
     for name in LEAVES:  # raw's live keys are the source's keys again

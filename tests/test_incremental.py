@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from crm_warehouse import simulator, transform
-from tests.conftest import fresh_databases, load_all, query, scalar
+from crm_warehouse import extract_load, simulator, transform
+from tests.conftest import fresh_databases, query, scalar
 
 SCALE = 0.03
 DBT_SCHEMAS = ("staging", "intermediate", "core")
@@ -60,7 +60,7 @@ def warehouses(embedded):
         # every load reconciles keys, so the simulator's hard deletes reach the models as tombstones
         mp.setenv("CRMWH_DELETE_RECONCILE_HOURS", "0")
         simulator.simulate(source, scale=SCALE, seed=5, quiet=True)
-        load_all("initial")
+        extract_load.load_all("initial")
         transform.run_dbt("run", "--exclude", transform.MARTS)
         build_marts_into("incremental_marts", "mart_pipeline_daily")  # the incremental mart, day by day
         changed = {}
@@ -76,14 +76,14 @@ def warehouses(embedded):
                                     updated_at = (select max(updated_at) from crm.orders)
                                   where order_line_id = (select min(order_line_id) from crm.order_lines
                                                          where not is_deleted)""")
-            load_all(f"day-{step}")
+            extract_load.load_all(f"day-{step}")
             changed[step] = expected_changed_orders(wh, f"day-{step}")
             if step == 2:
                 # as if the table had been built by a release before the model had this column
                 query(wh, "alter table core.fct_support_tickets drop column resolution_hours")
             transform.run_dbt("run", "--exclude", transform.MARTS)
-            changed[step]["rewritten"] = rewritten_orders(wh)
-            changed[step]["tickets_rewritten"] = rewritten_orders(wh, "core.fct_support_tickets")
+            changed[step]["rewritten"] = rewritten_rows(wh)
+            changed[step]["tickets_rewritten"] = rewritten_rows(wh, "core.fct_support_tickets")
             changed[step]["tickets"] = scalar(wh, "select count(*) from core.fct_support_tickets")
             if step == 1:
                 build_marts_into("incremental_marts", "mart_pipeline_daily")
@@ -106,7 +106,7 @@ def expected_changed_orders(wh: str, run_id: str) -> dict:
     return {"orders": orders, "total": scalar(wh, "select count(distinct order_id) from raw_crm.orders")}
 
 
-def rewritten_orders(wh: str, relation: str = "staging.stg_crm__orders") -> int:
+def rewritten_rows(wh: str, relation: str = "staging.stg_crm__orders") -> int:
     return scalar(wh, f"""select count(*) from {relation}
                           where _batch_cutoff_xid = (select max(_batch_cutoff_xid) from {relation})""")
 
