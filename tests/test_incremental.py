@@ -196,3 +196,16 @@ def test_marts_equal_a_full_refresh(warehouses):
         if differing:
             differences[table] = differing
     assert differences == {}
+
+
+def test_raw_tables_keep_statistics_and_find_a_batch_through_its_brin_index(warehouses):
+    """Every publish summarizes the new pages of the _batch_id BRIN index and analyzes a table that was never
+    analyzed or grew by a tenth, so the incremental models find a run's rows without scanning all of raw."""
+    wh = warehouses.warehouse
+    assert query(wh, """select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                        where n.nspname = 'raw_crm' and c.relkind = 'r' and c.reltuples < 0""") == []
+    indexes = [r[0] for r in query(wh, "select indexname from pg_indexes where schemaname = 'raw_crm' "
+                                       "and indexname like '%\\_batch\\_brin'")]
+    assert len(indexes) >= 20
+    assert {i: scalar(wh, "select brin_summarize_new_values(%s::regclass)", (f"raw_crm.{i}",))
+            for i in indexes} == dict.fromkeys(indexes, 0)

@@ -365,6 +365,7 @@ def gate_and_publish(wh: psycopg.Connection, suite: gate_rules.GateSuite, column
                 (name, result.watermark_to, result.batch_id),
             )
     result.status, result.rows_published, result.rows_quarantined = "published", published, quarantined
+    warehouse.refresh_raw_statistics(wh, name, published)
     for warning in verdict.warnings:
         log.warning("%s: batch %s warning: %s", name, result.batch_id, warning)
     for finding in verdict.quarantine_rules:

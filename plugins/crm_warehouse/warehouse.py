@@ -96,6 +96,25 @@ def ensure_object_tables(conn: psycopg.Connection, table: str, key: str, columns
         _create_index(conn, QUARANTINE, table, f"{table}_batch_idx", ["_batch_id"])
 
 
+def refresh_raw_statistics(conn: psycopg.Connection, table: str, rows_added: int) -> None:
+    """Keep raw_crm.<table>'s planner statistics and BRIN summary current after a publish.
+
+    Incremental dbt models find a run's new rows through the BRIN index on _batch_id and then read the
+    changed keys' history through the key index; without statistics (autovacuum gets to a freshly
+    loaded table minutes later, or not before the transform runs) and with the new pages not yet
+    summarized (BRIN returns unsummarized ranges as matches) postgres scans the whole table instead.
+    ANALYZE only when the batch is a tenth of the table or the table was never analyzed, as
+    autovacuum would; summarizing the new page ranges reads only those pages.
+    """
+    raw = sql.Identifier(RAW, table)
+    reltuples = conn.execute("select reltuples from pg_class where oid = %s::regclass",
+                             (raw.as_string(conn),)).fetchone()[0]
+    conn.execute("select brin_summarize_new_values(%s::regclass)",
+                 (sql.Identifier(RAW, f"{table}_batch_brin").as_string(conn),))
+    if reltuples < 0 or rows_added > 0.1 * reltuples:
+        conn.execute(sql.SQL("analyze {}").format(raw))
+
+
 def _create_table(conn: psycopg.Connection, schema: str, table: str, columns: list[Column], unlogged=False) -> None:
     definition = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in columns)
     conn.execute(sql.SQL("create {}table if not exists {}.{} ({})").format(
