@@ -25,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 lock:  ## re-resolve pyproject.toml's dependencies into requirements.lock
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
-	.lock-venv/bin/python -m pip install --quiet setuptools wheel -e ".[dev]"
+	.lock-venv/bin/python -m pip install --quiet setuptools wheel -e ".[dev,bench]"
 	.lock-venv/bin/python -m pip check
 	{ echo "# Every package, pinned. Regenerate with \`make lock\` after changing pyproject.toml."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable --all | grep -v "^pip=="; } > requirements.lock

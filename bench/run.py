@@ -3,9 +3,14 @@
 Scenarios measured so far (the rest of issue 6 builds on this harness):
   simulator   rows/s written by `simulate` at the given scale
   raw_load    the project's extract + land + publish of every CRM object (gate excluded) against a plain
-              `COPY ... TO STDOUT` piped into `COPY ... FROM STDIN` of the same rows into the same DDL
+              `COPY ... TO STDOUT` piped into `COPY ... FROM STDIN` of the same rows into the same DDL, and on
+              the tables of at most BASELINE_MAX_ROWS rows against pandas read_sql + to_sql and dlt
+              (bench/baselines.py)
   gate        GX validation time of every batch, as a share of extract + gate + publish
   transform   wall time of the three transform steps (dbt core build, predictive scores, dbt marts build)
+  memory      peak resident memory of the process tree during the full run (bench/end_to_end.py)
+  scaling     the full run's wall time at scales 1, 3 and 10, with ratios to scale 1
+  orchestration  the pipeline at scale 1 as `airflow dags test` of both DAGs: wall time against task time
   queries     ten typical dashboard queries on the marts: p50 / p95 over repeated runs (target p95 <= 50 ms)
   incremental the pipeline after `advance --days 1` (target <= 10% of the full run's wall time) and with
               nothing new (target <= 5%; crm_transform is not triggered then), per stage
@@ -22,15 +27,18 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import baselines
+import end_to_end
 import psycopg
-from psycopg import sql
 
 from crm_warehouse import extract_load, objects, settings, simulator, warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SOURCE_DB = "bench_crm"
 BENCH_WAREHOUSE_DB = "bench_warehouse"
-BASELINE_SCHEMA = "bench_copy_baseline"
+SCALES = (1.0, 3.0, 10.0)  # the scaling scenario; the smallest also runs through Airflow
+QUICK_SCALES = [0.01, 0.02]
+BASELINE_MAX_ROWS = 1_000_000  # pandas and dlt move the tables up to this size (at scale 10: all but three)
 QUERY_REPEATS = 30
 DASHBOARD_QUERIES = {
     "ltv_by_value_tier": "select value_tier, customers, net_revenue_reporting, average_clv_12m "
@@ -67,20 +75,28 @@ def main() -> None:
     args = parser.parse_args()
     scale = 0.02 if args.quick else args.scale
     base = settings.warehouse_dsn()
-    source_dsn = settings.with_database(base, BENCH_SOURCE_DB)
-    warehouse_dsn = settings.with_database(base, BENCH_WAREHOUSE_DB)
-    for dsn in (source_dsn, warehouse_dsn):
-        _recreate_database(dsn)
+    source_dsn = end_to_end.fresh_database(base, BENCH_SOURCE_DB)
+    warehouse_dsn = end_to_end.fresh_database(base, BENCH_WAREHOUSE_DB)
 
     results = {"scale": scale, "quick": args.quick, "measured_at": datetime.now(UTC).isoformat(),
                "machine": _machine(), "server_version": _server_version(base)}
     results["simulator"] = bench_simulator(source_dsn, scale)
-    results["raw_load"], results["gate"] = bench_raw_load(source_dsn, warehouse_dsn)
-    results["transform"] = bench_transform()
+    copy_tables = baselines.copy_pipe(source_dsn, warehouse_dsn)
+    with end_to_end.PeakMemory() as memory:  # the full initial run: load and transform
+        results["raw_load"], results["gate"], ledger = bench_raw_load(source_dsn, warehouse_dsn, copy_tables)
+        results["transform"] = bench_transform()
+    results["memory"] = memory.figures()
     results["validation"] = validation_share(results["gate"], results["transform"])
     results["queries"] = bench_queries(warehouse_dsn)
     full_wall = results["validation"]["pipeline_wall_seconds"]
+    # before the incremental scenario advances the source: the same rows as copy_pipe and the project
+    results["raw_load"]["other_tools"] = bench_other_tools(source_dsn, warehouse_dsn, copy_tables, ledger)
     results["incremental"] = bench_incremental(source_dsn, warehouse_dsn, full_wall)
+    this_run = {"scale": scale, "rows": results["raw_load"]["project"]["rows"], "wall_seconds": full_wall,
+                "seconds": {"load": results["gate"]["wall_seconds"], **results["transform"]["seconds"]}}
+    scales = QUICK_SCALES if args.quick else sorted({*SCALES, scale})
+    results["scaling"] = end_to_end.scaling(base, scales, {scale: this_run})
+    results["orchestration"] = end_to_end.orchestrated_run(base, scales[0])
     _write(results)
 
 
@@ -93,32 +109,50 @@ def bench_simulator(source_dsn: str, scale: float) -> dict:
             "target_rows_per_second": 100_000}
 
 
-def bench_raw_load(source_dsn: str, warehouse_dsn: str) -> tuple[dict, dict]:
-    """Baseline first, then the project's load, into the same DDL on the same server."""
-    baseline = _copy_baseline(source_dsn, warehouse_dsn)
+def bench_raw_load(source_dsn: str, warehouse_dsn: str, copy_tables: dict) -> tuple[dict, dict, dict]:
+    """The project's load of the rows copy_pipe moved, against it; the ledger's figures per table."""
     import os
 
     os.environ["WAREHOUSE_DSN"], os.environ["CRM_SOURCE_DSN"] = warehouse_dsn, source_dsn
     wall = _load_all("bench")
     with warehouse.connect(warehouse_dsn) as wh:
-        rows, extract_s, validate_s, publish_s, raw_bytes = wh.execute(
-            "select sum(rows_published), sum(extract_seconds), sum(validate_seconds), sum(publish_seconds), "
-            "(select sum(pg_total_relation_size(c.oid)) from pg_class c join pg_namespace n "
-            " on n.oid = c.relnamespace where n.nspname = 'raw_crm' and c.relkind = 'r') "
-            "from ops.load_batches where run_id = 'bench'"
-        ).fetchone()
-    load_seconds = float(extract_s + publish_s)
-    # MB/s over the same bytes as the baseline (the rows' COPY text size), so the two compare
-    project = {"rows": int(rows), "seconds": round(load_seconds, 2),
-               "rows_per_second": round(int(rows) / load_seconds),
-               "mb_per_second": round(baseline["bytes"] / 1e6 / load_seconds, 1),
-               "raw_crm_bytes_on_disk": int(raw_bytes)}
-    ratio = project["rows_per_second"] / baseline["rows_per_second"]
-    raw_load = {"copy_baseline": baseline, "project": project, "ratio_to_copy": round(ratio, 3),
+        ledger = {name: (int(rows), float(extract_s + publish_s), float(validate_s)) for name, rows, extract_s,
+                  publish_s, validate_s in wh.execute(
+                      "select object_name, rows_published, extract_seconds, publish_seconds, validate_seconds "
+                      "from ops.load_batches where run_id = 'bench'").fetchall()}
+        raw_bytes = wh.execute(
+            "select sum(pg_total_relation_size(c.oid)) from pg_class c join pg_namespace n "
+            "on n.oid = c.relnamespace where n.nspname = 'raw_crm' and c.relkind = 'r'").fetchone()[0]
+    baseline = baselines.total(copy_tables, objects.all_objects())
+    project = {**_project_figures(ledger, copy_tables, objects.all_objects()), "raw_crm_bytes_on_disk": int(raw_bytes)}
+    raw_load = {"copy_baseline": baseline, "project": project,
+                "ratio_to_copy": round(project["rows_per_second"] / baseline["rows_per_second"], 3),
                 "target_ratio_to_copy": 0.7}
-    gate = {"validate_seconds": round(float(validate_s), 2), "wall_seconds": round(wall, 2),
-            "share_of_load_wall_time": round(float(validate_s) / wall, 3)}
-    return raw_load, gate
+    validate_s = sum(v for _, _, v in ledger.values())
+    gate = {"validate_seconds": round(validate_s, 2), "wall_seconds": round(wall, 2),
+            "share_of_load_wall_time": round(validate_s / wall, 3)}
+    return raw_load, gate, ledger
+
+
+def bench_other_tools(source_dsn: str, warehouse_dsn: str, copy_tables: dict, ledger: dict) -> dict:
+    """pandas and dlt against the project on the same tables (every table of at most BASELINE_MAX_ROWS rows)."""
+    tables = [n for n in objects.all_objects() if copy_tables[n]["rows"] <= BASELINE_MAX_ROWS]
+    copy = baselines.total(copy_tables, tables)
+    project = _project_figures(ledger, copy_tables, tables)
+    pandas = baselines.pandas_read_sql_to_sql(source_dsn, warehouse_dsn, tables, copy["bytes"])
+    dlt = baselines.dlt_sql_database(source_dsn, warehouse_dsn, tables, copy["bytes"],
+                                     str(settings.data_dir() / "bench" / "dlt"))
+    return {"tables": tables, "copy_baseline": copy, "project": project, "pandas": pandas, "dlt": dlt,
+            "project_vs_pandas": round(project["rows_per_second"] / pandas["rows_per_second"], 1),
+            "target_vs_pandas": 10,
+            "project_vs_dlt": round(project["rows_per_second"] / dlt["rows_per_second"], 1), "target_vs_dlt": 4}
+
+
+def _project_figures(ledger: dict, copy_tables: dict, tables: list[str]) -> dict:
+    """The project's extract + land + publish time (gate excluded) of some tables, from its load ledger; MB/s over
+    the rows' COPY text size, as for the baselines."""
+    return baselines.figures(sum(ledger[n][0] for n in tables), sum(copy_tables[n]["bytes"] for n in tables),
+                             sum(ledger[n][1] for n in tables))
 
 
 def _load_all(run_id: str) -> float:
@@ -195,36 +229,6 @@ def bench_queries(warehouse_dsn: str) -> dict:
     return {"queries": figures, "worst_p95_ms": worst, "target_p95_ms": 50, "repeats": QUERY_REPEATS}
 
 
-def _copy_baseline(source_dsn: str, warehouse_dsn: str) -> dict:
-    """The ceiling: every source table piped with plain COPY into an identical, logged table."""
-    total_rows, total_bytes, started = 0, 0, time.perf_counter()
-    with psycopg.connect(source_dsn, autocommit=True) as src, psycopg.connect(warehouse_dsn, autocommit=True) as wh:
-        wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(BASELINE_SCHEMA)))
-        wh.execute(sql.SQL("create schema {}").format(sql.Identifier(BASELINE_SCHEMA)))
-        for name in objects.all_objects():
-            columns = warehouse.source_columns(src, name)
-            ddl = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in columns)
-            target = sql.SQL("{}.{}").format(sql.Identifier(BASELINE_SCHEMA), sql.Identifier(name))
-            wh.execute(sql.SQL("create table {} ({})").format(target, ddl))
-            with src.cursor() as out, wh.cursor() as into:
-                with out.copy(sql.SQL("copy crm.{} to stdout").format(sql.Identifier(name))) as reader, \
-                        into.copy(sql.SQL("copy {} from stdin").format(target)) as writer:
-                    for chunk in reader:
-                        total_bytes += len(chunk)
-                        writer.write(chunk)
-                total_rows += into.rowcount
-    seconds = time.perf_counter() - started
-    return {"rows": total_rows, "bytes": total_bytes, "seconds": round(seconds, 2),
-            "rows_per_second": round(total_rows / seconds), "mb_per_second": round(total_bytes / 1e6 / seconds, 1)}
-
-
-def _recreate_database(dsn: str) -> None:
-    name = dsn.rsplit("/", 1)[1].split("?")[0]
-    with psycopg.connect(settings.with_database(dsn, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-
-
 def _server_version(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
         return conn.execute("show server_version").fetchone()[0]
@@ -258,6 +262,7 @@ def _markdown(r: dict) -> str:
         ("project extract + land + publish", f"{raw['project']['rows']:,}",
          f"{raw['project']['rows_per_second']:,} rows/s, {raw['project']['mb_per_second']} MB/s",
          f"ratio to COPY {raw['ratio_to_copy']} (target ≥ 0.7)"),
+        *_other_tools_rows(raw["other_tools"]),
         ("load gate (row screen + GX)", "", f"{gate['validate_seconds']} s of {gate['wall_seconds']} s load wall time",
          f"share {gate['share_of_load_wall_time']}"),
         ("all validation (load gate + marts audit)", "",
@@ -279,11 +284,42 @@ def _markdown(r: dict) -> str:
             ("nothing new (load; transform not triggered)", f"{nothing['rows_extracted']:,}",
              f"{nothing['wall_seconds']} s", f"{nothing['share_of_full_run']} of the full run (target ≤ 0.05)"),
         ]
+    rows += _end_to_end_rows(r)
     lines = ["| scenario | rows | measured | vs target |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     lines += ["", "| dashboard query | p50 ms | p95 ms |", "| --- | --- | --- |"]
     lines += [f"| {name} | {q['p50_ms']} | {q['p95_ms']} |" for name, q in r["queries"]["queries"].items()]
     return "\n".join(lines)
+
+
+def _end_to_end_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    memory, orchestration = r["memory"], r["orchestration"]
+    rows = [("peak memory of the full run's process tree (bench, dbt)", "",
+             f"{memory['process_tree_peak_mb']:,} MB (postgres server ≤ "
+             f"{memory['postgres_server_peak_mb_upper_bound']:,} MB, shared memory counted per process)",
+             "target ≤ 2,048 MB")]
+    rows += [(f"full run at scale {run['scale']:g}", f"{run['rows']:,}", f"{run['wall_seconds']} s",
+              f"time × {run['time_ratio']} for rows × {run['row_ratio']}") for run in r["scaling"]["runs"]]
+    rows.append((f"orchestration: airflow dags test at scale {orchestration['scale']:g}", "",
+                 f"{orchestration['wall_seconds']} s wall, {orchestration['task_seconds']} s in tasks ("
+                 + ", ".join(f"{d}: {v['task_instances']} task instances" for d, v in orchestration["dags"].items())
+                 + ")", f"overhead share {orchestration['overhead_share']} (target ≤ 0.10)"))
+    return rows
+
+
+def _other_tools_rows(o: dict) -> list[tuple[str, str, str, str]]:
+    def rate(f: dict) -> str:
+        return f"{f['rows_per_second']:,} rows/s, {f['mb_per_second']} MB/s"
+
+    scope = f"{len(o['tables'])} tables ≤ {BASELINE_MAX_ROWS:,} rows"
+    return [
+        (f"same {scope}: project", f"{o['project']['rows']:,}", rate(o["project"]),
+         f"ratio to COPY {o['project']['rows_per_second'] / o['copy_baseline']['rows_per_second']:.3f}"),
+        (f"same {scope}: pandas read_sql + to_sql", f"{o['pandas']['rows']:,}", rate(o["pandas"]),
+         f"project {o['project_vs_pandas']}× faster (target ≥ 10×)"),
+        (f"same {scope}: dlt sql_database (ConnectorX, CSV)", f"{o['dlt']['rows']:,}", rate(o["dlt"]),
+         f"project {o['project_vs_dlt']}× faster (target ≥ 4×)"),
+    ]
 
 
 def _page(r: dict, table: str, out: Path) -> str:

@@ -11,7 +11,7 @@ from crm_warehouse import settings
 
 def test_quick_benchmark_writes_its_results(embedded):
     result = subprocess.run([sys.executable, str(settings.PROJECT_ROOT / "bench" / "run.py"), "--quick"],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     out = sorted((settings.data_dir() / "bench").glob("*-0.02.json"))[-1]
     figures = json.loads(out.read_text())
@@ -22,3 +22,12 @@ def test_quick_benchmark_writes_its_results(embedded):
     assert set(figures["transform"]["seconds"]) == {"dbt_core", "predictive", "dbt_marts_shadow", "marts_audit",
                                                     "marts_publish"}
     assert 0 < figures["validation"]["share_of_pipeline_wall_time"] < 1
+    other = figures["raw_load"]["other_tools"]
+    assert other["pandas"]["rows"] == other["dlt"]["rows"] == other["project"]["rows"] == other["copy_baseline"]["rows"]
+    assert other["project"]["rows"] == figures["raw_load"]["project"]["rows"]  # every table is small at this scale
+    assert [run["scale"] for run in figures["scaling"]["runs"]] == [0.01, 0.02]
+    assert figures["scaling"]["runs"][0]["rows"] < figures["scaling"]["runs"][1]["rows"]
+    assert 0 < figures["memory"]["process_tree_peak_mb"] < 4096
+    orchestration = figures["orchestration"]["dags"]
+    assert orchestration["crm_ingest"]["task_instances"] > 20  # one load task per CRM object, and more
+    assert 0 < orchestration["crm_transform"]["task_seconds"] < orchestration["crm_transform"]["wall_seconds"]

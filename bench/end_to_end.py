@@ -1,0 +1,172 @@
+"""End-to-end scenarios of `make bench`: peak memory, scaling, and the orchestration overhead of Airflow.
+
+    PeakMemory          samples the resident memory of this process tree (the bench, dbt, airflow) and of the
+                        PostgreSQL server's processes every 0.2 s
+    pipeline_wall       the full initial pipeline (load, dbt core, predictive, marts write-audit-publish) on a
+                        fresh warehouse, called directly: wall time per stage
+    orchestrated_run    the same pipeline as `airflow dags test crm_ingest` then `crm_transform`: each DAG's wall
+                        time against the sum of its task instances' durations in Airflow's metadata database
+                        (`dags test` runs one task at a time, so every task is on the critical path)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+import psutil
+import psycopg
+from psycopg import sql
+
+from crm_warehouse import extract_load, settings, simulator
+
+SAMPLE_SECONDS = 0.2
+
+
+class PeakMemory:
+    """Peak resident memory (bytes) of this process and its descendants, and of the postgres server processes.
+
+    The server figure sums each backend's RSS, which counts shared buffers once per process: an upper bound.
+    """
+
+    def __init__(self) -> None:
+        self.tree_peak = self.server_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def figures(self) -> dict:
+        return {"process_tree_peak_mb": round(self.tree_peak / 2**20), "target_process_tree_peak_mb": 2048,
+                "postgres_server_peak_mb_upper_bound": round(self.server_peak / 2**20)}
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self.tree_peak = max(self.tree_peak, _rss([me, *me.children(recursive=True)]))
+            server = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+            self.server_peak = max(self.server_peak, _rss(server))
+
+
+def _rss(processes: list[psutil.Process]) -> int:
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+@contextmanager
+def pointed_at(warehouse_dsn: str, source_dsn: str):
+    """The package's settings (and dbt, through them) use these databases inside the block."""
+    saved = {k: os.environ.get(k) for k in ("WAREHOUSE_DSN", "CRM_SOURCE_DSN")}
+    os.environ["WAREHOUSE_DSN"], os.environ["CRM_SOURCE_DSN"] = warehouse_dsn, source_dsn
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def pipeline_wall(base_dsn: str, scale: float, seed: int = 42) -> dict:
+    """Simulate at `scale` (not timed), then the full initial pipeline; seconds per stage and in total."""
+    from crm_warehouse import transform
+
+    source, wh = fresh_databases(base_dsn, f"bench_scale_{_label(scale)}")
+    simulator.simulate(source, scale=scale, seed=seed, quiet=True)
+    stages = {}
+    with pointed_at(wh, source):
+        for name, step in (("load", lambda: extract_load.load_all("bench-scale")),
+                           ("dbt_core", transform.build_core), ("predictive", transform.score_customers),
+                           ("marts", lambda: transform.build_marts(run_id="bench-scale"))):
+            started = time.perf_counter()
+            step()
+            stages[name] = round(time.perf_counter() - started, 2)
+    rows = _scalar(wh, "select sum(rows_published) from ops.load_batches where run_id = 'bench-scale'")
+    return {"scale": scale, "rows": int(rows), "seconds": stages, "wall_seconds": round(sum(stages.values()), 2)}
+
+
+def scaling(base_dsn: str, scales: list[float], measured: dict[float, dict]) -> dict:
+    """Wall time of the full pipeline at each scale and its ratio to the smallest; growth worse than linear shows
+    as a time ratio above the row ratio."""
+    runs = [measured[s] if s in measured else pipeline_wall(base_dsn, s) for s in scales]
+    first = runs[0]
+    for run in runs:
+        run["row_ratio"] = round(run["rows"] / first["rows"], 2)
+        run["time_ratio"] = round(run["wall_seconds"] / first["wall_seconds"], 2)
+    return {"runs": runs}
+
+
+def orchestrated_run(base_dsn: str, scale: float, seed: int = 42) -> dict:
+    """The pipeline through Airflow (`airflow dags test`), on fresh databases, with its own Airflow home."""
+    from crm_warehouse import airflow_runner, warehouse
+
+    source, wh = fresh_databases(base_dsn, "bench_airflow_pipeline")
+    metadata = fresh_database(base_dsn, "bench_airflow_metadata")
+    simulator.simulate(source, scale=scale, seed=seed, quiet=True)
+    with warehouse.connect(wh) as conn:
+        warehouse.init_warehouse(conn)
+    env = airflow_runner.airflow_env(settings.Connections(warehouse=wh, source=source, airflow_metadata=metadata))
+    env["AIRFLOW_HOME"] = str(settings.data_dir() / "bench" / "airflow")
+    airflow_runner.migrate_metadata(env)
+    dags = {}
+    for dag_id in ("crm_ingest", "crm_transform"):
+        started = time.perf_counter()
+        airflow_runner.dags_test(dag_id, env=env, echo=lambda _line: None)
+        wall = time.perf_counter() - started
+        run_seconds, task_seconds, tasks = _dag_run_times(metadata, dag_id)
+        dags[dag_id] = {"wall_seconds": round(wall, 2), "dag_run_seconds": round(run_seconds, 2),
+                        "task_seconds": round(task_seconds, 2), "task_instances": tasks,
+                        "overhead_seconds": round(wall - task_seconds, 2),
+                        "overhead_share": round((wall - task_seconds) / wall, 3)}
+    wall = sum(d["wall_seconds"] for d in dags.values())
+    tasks = sum(d["task_seconds"] for d in dags.values())
+    return {"scale": scale, "dags": dags, "wall_seconds": round(wall, 2), "task_seconds": round(tasks, 2),
+            "overhead_share": round((wall - tasks) / wall, 3), "target_overhead_share": 0.10}
+
+
+def _dag_run_times(metadata_dsn: str, dag_id: str) -> tuple[float, float, int]:
+    with psycopg.connect(metadata_dsn) as conn:
+        run_seconds = conn.execute(
+            "select extract(epoch from end_date - start_date) from dag_run where dag_id = %s "
+            "order by start_date desc limit 1", (dag_id,)).fetchone()[0]
+        task_seconds, tasks = conn.execute(
+            "select coalesce(sum(extract(epoch from ti.end_date - ti.start_date)), 0), count(*) "
+            "from task_instance ti join dag_run r on r.dag_id = ti.dag_id and r.run_id = ti.run_id "
+            "where r.dag_id = %s and r.start_date = (select max(start_date) from dag_run where dag_id = %s)",
+            (dag_id, dag_id)).fetchone()
+    return float(run_seconds), float(task_seconds), int(tasks)
+
+
+def fresh_databases(base_dsn: str, prefix: str) -> tuple[str, str]:
+    return fresh_database(base_dsn, f"{prefix}_crm"), fresh_database(base_dsn, f"{prefix}_warehouse")
+
+
+def fresh_database(base_dsn: str, name: str) -> str:
+    with psycopg.connect(settings.with_database(base_dsn, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return settings.with_database(base_dsn, name)
+
+
+def _scalar(dsn: str, query: str):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def _label(scale: float) -> str:
+    return f"{scale:g}".replace(".", "_")
+
