@@ -33,6 +33,10 @@ SERVER_OPTIONS = {
     "maintenance_work_mem": "256MB",
     "max_wal_size": "4GB",
     "max_connections": "200",
+    # a single local server without replicas or archiving: a first load into an empty raw table then
+    # writes no WAL (warehouse.publishing_into_raw), and neither do dbt's full table builds
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
 }
 
 

@@ -341,7 +341,8 @@ def gate_and_publish(wh: psycopg.Connection, suite: gate_rules.GateSuite, column
     with wh.transaction():
         has_errors = row_screen.has_error_rows(wh, result.batch_id)
         quarantined = row_screen.quarantine(wh, name, columns, result.batch_id) if has_errors else 0
-        published = row_screen.publish(wh, name, columns, result.batch_id, has_errors=has_errors)
+        with warehouse.publishing_into_raw(wh, name, objects.get(name).key):
+            published = row_screen.publish(wh, name, columns, result.batch_id, has_errors=has_errors)
         delete_landing(wh, name, result.batch_id)
         wh.execute(
             """
@@ -393,8 +394,9 @@ def _hold(wh, result: BatchResult, rule: str, message: str, validation: dict, va
 def delete_landing(wh: psycopg.Connection, name: str, batch_id: int) -> None:
     """Drop the batch's rows from landing: a truncate when no other batch is there (the usual case)."""
     table = sql.SQL("{}.{}").format(sql.Identifier(LANDING), sql.Identifier(name))
-    lowest, highest = wh.execute(sql.SQL("select min(_batch_id), max(_batch_id) from {}").format(table)).fetchone()
-    if (lowest, highest) not in ((batch_id, batch_id), (None, None)):  # min/max read the _batch_id index
+    others = wh.execute(sql.SQL("select exists (select from {} where _batch_id <> %s)").format(table),
+                        (batch_id,)).fetchone()[0]
+    if others:
         wh.execute(sql.SQL("delete from {} where _batch_id = %s").format(table), (batch_id,))
     else:
         wh.execute(sql.SQL("truncate {}").format(table))
