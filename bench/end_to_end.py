@@ -87,16 +87,20 @@ def pipeline_wall(base_dsn: str, scale: float, seed: int = 42) -> dict:
 
     source, wh = fresh_databases(base_dsn, f"bench_scale_{_label(scale)}")
     simulator.simulate(source, scale=scale, seed=seed, quiet=True)
-    stages = {}
+    stages, audit = {}, {}
     with pointed_at(wh, source):
         for name, step in (("load", lambda: extract_load.load_all("bench-scale")),
                            ("dbt_core", transform.build_core), ("predictive", transform.score_customers),
-                           ("marts", lambda: transform.build_marts(run_id="bench-scale"))):
+                           ("dbt_marts_shadow", transform.build_marts_shadow),
+                           ("marts_audit", lambda: audit.update(transform.audit_marts())),
+                           ("marts_publish", lambda: transform.publish_marts("bench-scale", audit))):
             started = time.perf_counter()
             step()
             stages[name] = round(time.perf_counter() - started, 2)
-    rows = _scalar(wh, "select sum(rows_published) from ops.load_batches where run_id = 'bench-scale'")
-    return {"scale": scale, "rows": int(rows), "seconds": stages, "wall_seconds": round(sum(stages.values()), 2)}
+    rows, extract, gate, publish = _row(wh, "select sum(rows_published), sum(extract_seconds), sum(validate_seconds), "
+                                            "sum(publish_seconds) from ops.load_batches where run_id = 'bench-scale'")
+    return {"scale": scale, "rows": int(rows), "wall_seconds": round(sum(stages.values()), 2),
+            "seconds": {"extract": float(extract), "load_gate": float(gate), "raw_publish": float(publish), **stages}}
 
 
 def scaling(base_dsn: str, scales: list[float], measured: dict[float, dict]) -> dict:
@@ -162,9 +166,9 @@ def fresh_database(base_dsn: str, name: str) -> str:
     return settings.with_database(base_dsn, name)
 
 
-def _scalar(dsn: str, query: str):
+def _row(dsn: str, query: str) -> tuple:
     with psycopg.connect(dsn) as conn:
-        return conn.execute(query).fetchone()[0]
+        return conn.execute(query).fetchone()
 
 
 def _label(scale: float) -> str:

@@ -27,6 +27,8 @@ def test_quick_benchmark_writes_its_results(embedded):
     assert other["project"]["rows"] == figures["raw_load"]["project"]["rows"]  # every table is small at this scale
     assert [run["scale"] for run in figures["scaling"]["runs"]] == [0.01, 0.02]
     assert figures["scaling"]["runs"][0]["rows"] < figures["scaling"]["runs"][1]["rows"]
+    for run in figures["scaling"]["runs"]:
+        assert {"extract", "load_gate", "raw_publish", "dbt_core", "predictive", "marts_audit"} <= set(run["seconds"])
     assert 0 < figures["memory"]["process_tree_peak_mb"] < 4096
     orchestration = figures["orchestration"]["dags"]
     assert orchestration["crm_ingest"]["task_instances"] > 20  # one load task per CRM object, and more
