@@ -65,6 +65,10 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None) -> None:
 
 
 MARTS = "path:models/marts"
+# the not_null tests of table and incremental models are NOT NULL constraints of their tables (macro
+# enforce_not_null_tests), so the pipeline's builds leave them out; `dbt test` and `make test` run them
+CONSTRAINED_TESTS = ("test_name:not_null,config.materialized:table",
+                     "test_name:not_null,config.materialized:incremental")
 # dbt threads of the core build (the profile's 2, one per core, for the marts): an incremental core run
 # is ~500 small nodes whose time is mostly round trips and dbt's own work, which overlap; the marts are a
 # few heavy queries that only compete for the cores (measured at scale 10: core -4 s, marts +2.6 s at 4)
@@ -79,13 +83,13 @@ def build(*, select: str | None = None, exclude: str | None = None, as_of_date: 
     same vars as the marts build on purpose: dbt re-parses the whole project (~5 s) whenever the vars
     differ from the previous invocation's, which alternating builds would otherwise pay every time.
     Unit tests are left out: they prove the models' logic on fixed rows, not the data, so they run in
-    CI (`make test`), as dbt recommends, instead of costing every run of the pipeline.
+    CI (`make test`), as dbt recommends, instead of costing every run of the pipeline; so are the not_null
+    tests postgres enforces as constraints (CONSTRAINED_TESTS).
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
     if select:
         args += ["--select", select]
-    if exclude:
-        args += ["--exclude", exclude]
+    args += ["--exclude", *([exclude] if exclude else []), *CONSTRAINED_TESTS]
     if threads:
         args += ["--threads", str(threads)]
     dbt_vars = {"marts_schema": marts_publish.SHADOW, **({"as_of_date": as_of_date} if as_of_date else {})}
