@@ -83,24 +83,31 @@ def pointed_at(warehouse_dsn: str, source_dsn: str):
 
 def pipeline_wall(base_dsn: str, scale: float, seed: int = 42) -> dict:
     """Simulate at `scale` (not timed), then the full initial pipeline; seconds per stage and in total."""
-    from crm_warehouse import transform
-
     source, wh = fresh_databases(base_dsn, f"bench_scale_{_label(scale)}")
     simulator.simulate(source, scale=scale, seed=seed, quiet=True)
-    stages, audit = {}, {}
     with pointed_at(wh, source):
-        for name, step in (("load", lambda: extract_load.load_all("bench-scale")),
-                           ("dbt_core", transform.build_core), ("predictive", transform.score_customers),
-                           ("dbt_marts_shadow", transform.build_marts_shadow),
-                           ("marts_audit", lambda: audit.update(transform.audit_marts())),
-                           ("marts_publish", lambda: transform.publish_marts("bench-scale", audit))):
-            started = time.perf_counter()
-            step()
-            stages[name] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        extract_load.load_all("bench-scale")
+        stages = {"load": round(time.perf_counter() - started, 2), **timed_transform("bench-scale")}
     rows, extract, gate, publish = _row(wh, "select sum(rows_published), sum(extract_seconds), sum(validate_seconds), "
                                             "sum(publish_seconds) from ops.load_batches where run_id = 'bench-scale'")
     return {"scale": scale, "rows": int(rows), "wall_seconds": round(sum(stages.values()), 2),
             "seconds": {"extract": float(extract), "load_gate": float(gate), "raw_publish": float(publish), **stages}}
+
+
+def timed_transform(run_id: str) -> dict[str, float]:
+    """The crm_transform DAG's steps in order, as its tasks run them: seconds per step."""
+    from crm_warehouse import transform
+
+    audit, seconds = {}, {}
+    for name, step in (("dbt_core", transform.build_core), ("predictive", transform.score_customers),
+                       ("dbt_marts_shadow", transform.build_marts_shadow),
+                       ("marts_audit", lambda: audit.update(transform.audit_marts())),
+                       ("marts_publish", lambda: transform.publish_marts(run_id, audit))):
+        started = time.perf_counter()
+        step()
+        seconds[name] = round(time.perf_counter() - started, 2)
+    return seconds
 
 
 def scaling(base_dsn: str, scales: list[float], measured: dict[float, dict]) -> dict:
@@ -130,16 +137,25 @@ def orchestrated_run(base_dsn: str, scale: float, seed: int = 42) -> dict:
     for dag_id in ("crm_ingest", "crm_transform"):
         started = time.perf_counter()
         airflow_runner.dags_test(dag_id, env=env, echo=lambda _line: None)
-        wall = time.perf_counter() - started
-        run_seconds, task_seconds, tasks = _dag_run_times(metadata, dag_id)
-        dags[dag_id] = {"wall_seconds": round(wall, 2), "dag_run_seconds": round(run_seconds, 2),
-                        "task_seconds": round(task_seconds, 2), "task_instances": tasks,
-                        "overhead_seconds": round(wall - task_seconds, 2),
-                        "overhead_share": round((wall - task_seconds) / wall, 3)}
-    wall = sum(d["wall_seconds"] for d in dags.values())
+        dags[dag_id] = _dag_figures(time.perf_counter() - started, *_dag_run_times(metadata, dag_id))
+    run = sum(d["dag_run_seconds"] for d in dags.values())
     tasks = sum(d["task_seconds"] for d in dags.values())
-    return {"scale": scale, "dags": dags, "wall_seconds": round(wall, 2), "task_seconds": round(tasks, 2),
-            "overhead_share": round((wall - tasks) / wall, 3), "target_overhead_share": 0.10}
+    process = sum(d["process_wall_seconds"] for d in dags.values())
+    return {"scale": scale, "dags": dags, "dag_run_seconds": round(run, 2), "task_seconds": round(tasks, 2),
+            "overhead_share": round((run - tasks) / run, 3), "target_overhead_share": 0.10,
+            "process_wall_seconds": round(process, 2),
+            "process_overhead_share": round((process - tasks) / process, 3)}
+
+
+def _dag_figures(process_wall: float, run_seconds: float, task_seconds: float, tasks: int) -> dict:
+    """Overhead = the DAG run's wall time (from its metadata) minus its task time: `dags test` runs one task at a
+    time, so every task is on the critical path. The process around it (Airflow's import, DAG parsing, metadata
+    set-up: ~4 s) is reported apart: a deployment pays it once in its dag-processor and scheduler, not per run."""
+    return {"process_wall_seconds": round(process_wall, 2), "dag_run_seconds": round(run_seconds, 2),
+            "task_seconds": round(task_seconds, 2), "task_instances": tasks,
+            "overhead_seconds": round(run_seconds - task_seconds, 2),
+            "overhead_share": round((run_seconds - task_seconds) / run_seconds, 3),
+            "process_overhead_share": round((process_wall - task_seconds) / process_wall, 3)}
 
 
 def _dag_run_times(metadata_dsn: str, dag_id: str) -> tuple[float, float, int]:

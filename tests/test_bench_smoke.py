@@ -32,4 +32,5 @@ def test_quick_benchmark_writes_its_results(embedded):
     assert 0 < figures["memory"]["process_tree_peak_mb"] < 4096
     orchestration = figures["orchestration"]["dags"]
     assert orchestration["crm_ingest"]["task_instances"] > 20  # one load task per CRM object, and more
-    assert 0 < orchestration["crm_transform"]["task_seconds"] < orchestration["crm_transform"]["wall_seconds"]
+    for dag in orchestration.values():  # tasks run inside the DAG run, which runs inside the `dags test` process
+        assert 0 < dag["task_seconds"] <= dag["dag_run_seconds"] < dag["process_wall_seconds"]
