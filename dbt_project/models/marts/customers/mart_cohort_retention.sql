@@ -19,7 +19,7 @@ as_of as (
 
 revenue_orders as (
 
-    {{ customers_revenue_orders('as_of') }}
+    select * from {{ ref('int_orders__revenue_as_of') }}
 
 ),
 
