@@ -146,16 +146,16 @@ deals_as_of as (
 
 
 {#-
-    One row per deal and analysis dimension: the deal's values unpivoted into (dimension,
-    dimension_value) so a mart can group by one grain for every slice. 'all' always, then the
-    dimensions listed in var sales_slice_dimensions (default: all four below):
-      all             'all' (the whole funnel)
+    The slices of the sales marts: 'all' (the whole funnel) always, then the dimensions listed in
+    var sales_slice_dimensions (default: all four below), each a (dimension, dimension_value) pair:
       created_month   first day of the creation month, 'YYYY-MM-DD' (the creation cohort)
       source_channel  the deal's lead source / channel ('unknown' when missing)
       owner_user_id   the owning rep's user_id (join dim_sales_rep for names and teams)
       segment         the account's segment, else the customer's ('unknown' when missing)
+    sales_slices() returns [(dimension, value expression over a deal)] of the listed dimensions, in
+    their order ('all' is implicit).
 -#}
-{% macro sales_deal_dimensions(deals_relation) -%}
+{% macro sales_slices() -%}
     {%- set string_type = dbt.type_string() -%}
     {%- set known = {
         "created_month": "cast(created_month as " ~ string_type ~ ")",
@@ -163,23 +163,65 @@ deals_as_of as (
         "owner_user_id": "coalesce(cast(owner_user_id as " ~ string_type ~ "), 'unknown')",
         "segment": "coalesce(segment, 'unknown')",
     } -%}
-    {%- set dimensions = [("all", "'all'")] -%}
+    {%- set slices = [] -%}
     {%- for name in var('sales_slice_dimensions', ['created_month', 'source_channel', 'owner_user_id', 'segment']) -%}
         {%- if name not in known -%}
             {{ exceptions.raise_compiler_error("var sales_slice_dimensions: unknown dimension '" ~ name ~ "'; use any of " ~ (known.keys() | list | join(', '))) }}
         {%- endif -%}
-        {%- do dimensions.append((name, known[name])) -%}
+        {%- do slices.append((name, known[name])) -%}
     {%- endfor -%}
-    {%- for name, value in dimensions %}
-    select
-        cast('{{ name }}' as {{ string_type }}) as dimension,
-        cast({{ value }} as {{ string_type }}) as dimension_value,
-        {{ deals_relation }}.*
-    from {{ deals_relation }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+    {{ return(slices) }}
+{%- endmacro %}
+
+
+{#-
+    The same slices without unpivoting the deals: a mart selects sales_slice_columns() (one column
+    slice_<dimension> per deal), groups by sales_grouping_sets(its grain), and names each result
+    row's slice with sales_slice_dimension() and sales_slice_value(). sales_slice_columns() emits
+    its columns each after a comma: write it straight after the last column of the select list. A deal is then aggregated once
+    per slice by the grouping sets instead of being copied into one row per slice first.
+-#}
+{% macro sales_slice_columns() -%}
+    {%- for name, value in sales_slices() %},
+        cast({{ value }} as {{ dbt.type_string() }}) as slice_{{ name }}
     {%- endfor %}
+{%- endmacro %}
+
+{% macro sales_grouping_sets(grain) -%}
+    grouping sets (
+        ({{ grain | join(', ') }})
+    {%- for name, _ in sales_slices() %},
+        ({{ (grain + ['slice_' ~ name]) | join(', ') }})
+    {%- endfor %}
+    )
+{%- endmacro %}
+
+{% macro sales_slice_dimension() -%}
+    {%- set slices = sales_slices() -%}
+    {%- if slices -%}
+    case
+        {%- for name, _ in slices %}
+        when grouping(slice_{{ name }}) = 0 then cast('{{ name }}' as {{ dbt.type_string() }})
+        {%- endfor %}
+        else cast('all' as {{ dbt.type_string() }})
+    end
+    {%- else -%}
+    cast('all' as {{ dbt.type_string() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro sales_slice_value() -%}
+    {%- set slices = sales_slices() -%}
+    {%- if slices -%}
+    case
+        {%- for name, _ in slices %}
+        when grouping(slice_{{ name }}) = 0 then slice_{{ name }}
+        {%- endfor %}
+        else cast('all' as {{ dbt.type_string() }})
+    end
+    {%- else -%}
+    cast('all' as {{ dbt.type_string() }})
+    {%- endif -%}
 {%- endmacro %}
 
 

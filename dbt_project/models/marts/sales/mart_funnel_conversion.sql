@@ -3,7 +3,7 @@
     {'columns': ['stage_id']},
 ]) }}
 -- the sales funnel as of the as-of date, for every slice of the deals.
--- grain: one row per (dimension, dimension_value, funnel stage); see macro sales_deal_dimensions.
+-- grain: one row per (dimension, dimension_value, funnel stage); see macro sales_slice_columns.
 -- A deal reached a stage when it entered that stage or any later funnel stage (so a skipped
 -- stage counts as reached, not entered); it moved on when it reached a later one; won / lost /
 -- open is the kind of the stage it was in at the end of the as-of date.
@@ -25,16 +25,27 @@ funnel_stages as (
 
 ),
 
-deal_dimensions as (
+deal_slices as (
 
-    {{ sales_deal_dimensions('deals_as_of') }}
+    select
+        deal_id,
+        furthest_funnel_step,
+        is_won,
+        is_lost,
+        is_open{{ sales_slice_columns() }}
+    from deals_as_of
 
 ),
 
 dimension_values as (
 
-    select distinct dimension, dimension_value
-    from deal_dimensions
+    select
+        {{ sales_slice_dimension() }} as dimension,
+        {{ sales_slice_value() }} as dimension_value
+    from deal_slices
+    group by {{ sales_grouping_sets([]) }}
+    -- the empty grouping set yields a row even without deals
+    having count(*) > 0
 
 ),
 
@@ -59,22 +70,18 @@ stage_entries as (
 
 reached as (
 
+    -- one row per deal and funnel stage it reached; the grouping sets below count it in every slice
     select
-        deal_dimensions.dimension,
-        deal_dimensions.dimension_value,
+        deal_slices.*,
         funnel_stages.stage_id,
-        deal_dimensions.deal_id,
-        deal_dimensions.furthest_funnel_step > funnel_stages.funnel_step as is_moved_on,
-        deal_dimensions.furthest_funnel_step = funnel_stages.funnel_step as is_furthest_stage,
-        stage_entries.deal_id is not null as is_entered,
-        deal_dimensions.is_won,
-        deal_dimensions.is_lost,
-        deal_dimensions.is_open
-    from deal_dimensions
+        deal_slices.furthest_funnel_step > funnel_stages.funnel_step as is_moved_on,
+        deal_slices.furthest_funnel_step = funnel_stages.funnel_step as is_furthest_stage,
+        stage_entries.deal_id is not null as is_entered
+    from deal_slices
     inner join funnel_stages
-        on deal_dimensions.furthest_funnel_step >= funnel_stages.funnel_step
+        on deal_slices.furthest_funnel_step >= funnel_stages.funnel_step
     left join stage_entries
-        on stage_entries.deal_id = deal_dimensions.deal_id
+        on stage_entries.deal_id = deal_slices.deal_id
         and stage_entries.stage_id = funnel_stages.stage_id
 
 ),
@@ -82,8 +89,8 @@ reached as (
 stage_counts as (
 
     select
-        dimension,
-        dimension_value,
+        {{ sales_slice_dimension() }} as dimension,
+        {{ sales_slice_value() }} as dimension_value,
         stage_id,
         count(*) as deals_reached,
         sum(case when is_entered then 1 else 0 end) as deals_entered,
@@ -93,7 +100,7 @@ stage_counts as (
         sum(case when is_lost and is_furthest_stage then 1 else 0 end) as deals_lost_at_stage,
         sum(case when is_open then 1 else 0 end) as deals_open
     from reached
-    group by dimension, dimension_value, stage_id
+    group by {{ sales_grouping_sets(['stage_id']) }}
 
 ),
 
@@ -102,13 +109,12 @@ completed_visits as (
     -- time in stage: every visit that ended on or before the as-of date (a reopened stage has
     -- one duration per visit)
     select
-        deal_dimensions.dimension,
-        deal_dimensions.dimension_value,
+        deal_slices.*,
         visits_as_of.stage_id,
         visits_as_of.duration_days
     from visits_as_of
-    inner join deal_dimensions
-        on deal_dimensions.deal_id = visits_as_of.deal_id
+    inner join deal_slices
+        on deal_slices.deal_id = visits_as_of.deal_id
     where visits_as_of.exited_at is not null
 
 ),
@@ -116,14 +122,14 @@ completed_visits as (
 stage_durations as (
 
     select
-        dimension,
-        dimension_value,
+        {{ sales_slice_dimension() }} as dimension,
+        {{ sales_slice_value() }} as dimension_value,
         stage_id,
         count(*) as completed_visits,
         round(cast({{ sales_percentile('duration_days', 0.5) }} as {{ dbt.type_numeric() }}), 2) as median_days_in_stage,
         round(cast({{ sales_percentile('duration_days', 0.9) }} as {{ dbt.type_numeric() }}), 2) as p90_days_in_stage
     from completed_visits
-    group by dimension, dimension_value, stage_id
+    group by {{ sales_grouping_sets(['stage_id']) }}
 
 ),
 

@@ -2,24 +2,25 @@
     {'columns': ['dimension', 'dimension_value'], 'unique': true},
 ]) }}
 -- win rate, sales cycle, pipeline and velocity as of the as-of date, for every slice of the deals.
--- grain: one row per (dimension, dimension_value); see macro sales_deal_dimensions.
+-- grain: one row per (dimension, dimension_value); see macro sales_slice_columns.
 -- Counts every live deal created on or before the as-of date; won / lost / open is its state at
 -- the end of that date.
 with
 
 {{ sales_deal_state_as_of() }},
 
-deal_dimensions as (
+deal_slices as (
 
-    {{ sales_deal_dimensions('deals_as_of') }}
+    select deals_as_of.*{{ sales_slice_columns() }}
+    from deals_as_of
 
 ),
 
 aggregated as (
 
     select
-        dimension,
-        dimension_value,
+        {{ sales_slice_dimension() }} as dimension,
+        {{ sales_slice_value() }} as dimension_value,
         count(*) as deals_created,
         sum(case when is_open then 1 else 0 end) as deals_open,
         sum(case when is_closed then 1 else 0 end) as deals_closed,
@@ -32,20 +33,23 @@ aggregated as (
         avg(case when is_won then deal_amount_reporting end) as avg_won_amount_reporting,
         avg(case when is_won then cast(sales_cycle_days as {{ dbt.type_numeric() }}) end) as avg_sales_cycle_days_won,
         avg(case when is_closed then cast(sales_cycle_days as {{ dbt.type_numeric() }}) end) as avg_sales_cycle_days_closed
-    from deal_dimensions
-    group by dimension, dimension_value
+    from deal_slices
+    group by {{ sales_grouping_sets([]) }}
+    -- the empty grouping set yields a row even without deals
+    having count(*) > 0
 
 ),
 
 won_cycles as (
 
     select
-        dimension,
-        dimension_value,
+        {{ sales_slice_dimension() }} as dimension,
+        {{ sales_slice_value() }} as dimension_value,
         {{ sales_percentile('sales_cycle_days', 0.5) }} as median_sales_cycle_days_won
-    from deal_dimensions
+    from deal_slices
     where is_won
-    group by dimension, dimension_value
+    group by {{ sales_grouping_sets([]) }}
+    having count(*) > 0
 
 ),
 
