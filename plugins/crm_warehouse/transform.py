@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from crm_warehouse import gx_docs, marts_audit, marts_publish, settings
+from crm_warehouse import build_scope, gx_docs, marts_audit, marts_publish, settings, warehouse
 from crm_warehouse.errors import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -88,17 +88,34 @@ def build(*, select: str | None = None, exclude: str | None = None, as_of_date: 
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
     if select:
-        args += ["--select", select]
+        args += ["--select", *select.split()]
     args += ["--exclude", *([exclude] if exclude else []), *CONSTRAINED_TESTS]
     if threads:
         args += ["--threads", str(threads)]
-    dbt_vars = {"marts_schema": marts_publish.SHADOW, **({"as_of_date": as_of_date} if as_of_date else {})}
-    run_dbt(*args, "--vars", json.dumps(dbt_vars))
+    run_dbt(*args, "--vars", json.dumps(build_vars(as_of_date)))
+
+
+def build_vars(as_of_date: str | None = None) -> dict:
+    return {"marts_schema": marts_publish.SHADOW, **({"as_of_date": as_of_date} if as_of_date else {})}
 
 
 def build_core(as_of_date: str | None = None) -> None:
-    """Everything the marts read: staging, intermediate and the core star schema."""
-    build(exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS)
+    """Everything the marts read: staging, intermediate and the core star schema; only the part downstream of
+    the CRM objects changed since the last core build that succeeded, when the project has not changed since
+    (build_scope)."""
+    fingerprint = build_scope.project_fingerprint(project_dir(), build_vars(as_of_date))
+    with warehouse.connect(settings.warehouse_dsn()) as wh:
+        warehouse.init_warehouse(wh)
+        scope = build_scope.core_scope(wh, fingerprint)
+    if scope.is_empty:
+        log.info("Core build: no CRM object changed since the last core build; nothing to build")
+        return
+    if scope.changed_objects is not None:
+        log.info("Core build: downstream of the objects changed since the last core build: %s",
+                 ", ".join(scope.changed_objects))
+    build(select=" ".join(scope.selectors) or None, exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS)
+    with warehouse.connect(settings.warehouse_dsn()) as wh:
+        build_scope.record_success(wh, scope)
 
 
 def build_marts_shadow(as_of_date: str | None = None) -> None:

@@ -1,0 +1,80 @@
+"""Which part of the core a pipeline build must run: only what is downstream of the CRM objects that changed.
+
+After `advance --days 1` six reference objects (products, price list, pipeline stages, teams, users, campaigns)
+usually have no new batch; their staging models, dimensions and data tests (~70 of ~300 dbt nodes) would
+rebuild the same rows. A build selects `source:crm.<object>+` for the objects with a batch published since
+the last core build that succeeded, and builds everything when there is no such build, when the project or
+its vars changed since (a new or edited model must be built even if its sources did not change), or for an
+as-of rebuild. The last success is kept in ops.core_builds: a failed build records nothing, so the next one
+still covers every object changed since the last success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "tests", "seeds", "snapshots")
+
+
+@dataclass(frozen=True)
+class Scope:
+    fingerprint: str
+    from_xid: int  # batches published by transactions below it are visible to the build
+    started_at: datetime
+    changed_objects: list[str] | None  # None: build everything
+
+    @property
+    def selectors(self) -> list[str]:
+        return [f"source:crm_warehouse.crm.{name}+" for name in self.changed_objects or []]
+
+    @property
+    def is_empty(self) -> bool:
+        return self.changed_objects == []
+
+
+def project_fingerprint(project_dir: Path, dbt_vars: dict) -> str:
+    """A hash of every file dbt reads to build the models, and of the vars they are built with."""
+    digest = hashlib.sha256(json.dumps(dbt_vars, sort_keys=True).encode())
+    for part in PROJECT_PARTS:
+        root = project_dir / part
+        for path in sorted(root.rglob("*") if root.is_dir() else [root]):
+            if path.is_file():
+                digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def core_scope(wh: psycopg.Connection, fingerprint: str) -> Scope:
+    from_xid, started_at = wh.execute(
+        "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint, clock_timestamp()").fetchone()
+    last = wh.execute("select fingerprint, from_xid, started_at from ops.core_builds "
+                      "order by build_id desc limit 1").fetchone()
+    if last is None or last[0] != fingerprint:
+        log.info("Core build: every model (%s)", "no core build recorded" if last is None else "the project changed")
+        return Scope(fingerprint, from_xid, started_at, None)
+    return Scope(fingerprint, from_xid, started_at, changed_objects(wh, last[1], last[2]))
+
+
+def changed_objects(wh: psycopg.Connection, since_xid: int, since_time) -> list[str]:
+    """Objects with a batch published at or above since_xid (maybe not seen by that build) or a new source
+    column recorded since it started."""
+    return [name for (name,) in wh.execute("""
+        select object_name from ops.load_batches where status = 'published' and published_xid >= %s
+        union
+        select object_name from ops.schema_changes where detected_at >= %s
+        order by 1""", (since_xid, since_time)).fetchall()]
+
+
+def record_success(wh: psycopg.Connection, scope: Scope) -> None:
+    wh.execute("insert into ops.core_builds (fingerprint, from_xid, started_at, selected_objects) "
+               "values (%s, %s, %s, %s)", (scope.fingerprint, scope.from_xid, scope.started_at, scope.changed_objects))
+    wh.execute("delete from ops.core_builds where finished_at < clock_timestamp() - interval '30 days' "
+               "and build_id < (select max(build_id) from ops.core_builds)")
