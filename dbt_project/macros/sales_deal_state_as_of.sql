@@ -197,30 +197,28 @@ deals_as_of as (
 {%- endmacro %}
 
 {% macro sales_slice_dimension() -%}
-    {%- set slices = sales_slices() -%}
-    {%- if slices -%}
-    case
-        {%- for name, _ in slices %}
-        when grouping(slice_{{ name }}) = 0 then cast('{{ name }}' as {{ dbt.type_string() }})
-        {%- endfor %}
-        else cast('all' as {{ dbt.type_string() }})
-    end
-    {%- else -%}
-    cast('all' as {{ dbt.type_string() }})
-    {%- endif -%}
+    {{ sales_slice_case(as_name=true) }}
 {%- endmacro %}
 
 {% macro sales_slice_value() -%}
+    {{ sales_slice_case(as_name=false) }}
+{%- endmacro %}
+
+{#- the name (as_name=true) or the value of the slice a grouping-sets row belongs to; 'all' for the set
+    without a slice column -#}
+{% macro sales_slice_case(as_name) -%}
+    {%- set string_type = dbt.type_string() -%}
     {%- set slices = sales_slices() -%}
     {%- if slices -%}
     case
         {%- for name, _ in slices %}
-        when grouping(slice_{{ name }}) = 0 then slice_{{ name }}
+        when grouping(slice_{{ name }}) = 0 then
+            {{- " cast('" ~ name ~ "' as " ~ string_type ~ ")" if as_name else " slice_" ~ name }}
         {%- endfor %}
-        else cast('all' as {{ dbt.type_string() }})
+        else cast('all' as {{ string_type }})
     end
     {%- else -%}
-    cast('all' as {{ dbt.type_string() }})
+    cast('all' as {{ string_type }})
     {%- endif -%}
 {%- endmacro %}
 
