@@ -104,18 +104,18 @@ def build_core(as_of_date: str | None = None) -> None:
     the CRM objects changed since the last core build that succeeded, when the project has not changed since
     (build_scope)."""
     fingerprint = build_scope.project_fingerprint(project_dir(), build_vars(as_of_date))
-    with warehouse.connect(settings.warehouse_dsn()) as wh:
+    with warehouse.connect(settings.warehouse_dsn()) as wh, build_scope.exclusive(wh):
         warehouse.init_warehouse(wh)
         scope = build_scope.core_scope(wh, fingerprint)
-    if scope.is_empty:
-        log.info("Core build: no CRM object changed since the last core build; nothing to build")
-        return
-    if scope.changed_objects is not None:
-        log.info("Core build: downstream of the objects changed since the last core build: %s",
-                 ", ".join(scope.changed_objects))
-    build(select=" ".join(scope.selectors) or None, exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS)
-    with warehouse.connect(settings.warehouse_dsn()) as wh:
-        build_scope.record_success(wh, scope)
+        if scope.is_empty:
+            log.info("Core build: no CRM object changed since the last core build; nothing to build")
+            return
+        if scope.changed_objects is not None:
+            log.info("Core build: downstream of the objects changed since the last core build: %s",
+                     ", ".join(scope.changed_objects))
+        build_id = build_scope.record_attempt(wh, scope)
+        build(select=" ".join(scope.selectors) or None, exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS)
+        build_scope.record_success(wh, build_id)
 
 
 def build_marts_shadow(as_of_date: str | None = None) -> None:

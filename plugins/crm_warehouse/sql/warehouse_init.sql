@@ -65,16 +65,17 @@ create table if not exists ops.schema_changes (
     detected_at         timestamptz not null default clock_timestamp()
 );
 
--- Core dbt builds of the pipeline that succeeded: the next one builds only what is downstream of the
--- objects with a batch published at or above from_xid, unless the project or its vars changed
--- (fingerprint); see plugins/crm_warehouse/build_scope.py
+-- Core dbt builds of the pipeline, every attempt: the next one builds only what is downstream of the
+-- objects with a batch published at or above from_xid of the last one that succeeded, unless an attempt
+-- since had another fingerprint (project files, vars, dbt versions); see plugins/crm_warehouse/build_scope.py
 create table if not exists ops.core_builds (
     build_id            bigint generated always as identity primary key,
     fingerprint         text not null,
     from_xid            bigint not null,
     started_at          timestamptz not null,
     selected_objects    text[],  -- null: every model was built
-    finished_at         timestamptz not null default clock_timestamp()
+    succeeded           boolean not null default false,
+    finished_at         timestamptz
 );
 
 -- Key reconciliation (hard-delete detection), one row per object and reconciliation, also when it
