@@ -1,9 +1,9 @@
 {#-
     The date a mart is computed as of: the dbt var as_of_date ('YYYY-MM-DD') when given, else the
     latest loaded day (pass the latest_loaded_date column of int_loaded_dates__summarized).
-    Resolved in each mart and in int_orders__revenue_as_of, the customer marts' revenue orders: an
-    as-of rebuild builds that model with the same var first (transform.build_all does), and a test of
-    mart_customer_ltv fails when the two dates differ.
+    Resolved in each mart and in int_orders__revenue_as_of, the customer marts' revenue orders, which
+    the marts build (transform.MARTS) builds with them, so `dbt build -s <marts selection> --vars ...`
+    applies the var without rebuilding the core; a test of mart_customer_ltv fails if the two differ.
 -#}
 {% macro as_of_date(latest_loaded_date_column) -%}
     {%- set given = var('as_of_date', none) -%}
