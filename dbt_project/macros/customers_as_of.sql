@@ -3,19 +3,6 @@
     column as_of_date) so the var is resolved in the mart itself.
 -#}
 
-{#- fct_orders rows that were revenue orders at the end of the as-of day: placed on or before it, and
-    (by their type-2 history) neither cancelled nor deleted on that day -#}
-{% macro customers_revenue_orders(as_of) -%}
-    select orders.*
-    from {{ ref('fct_orders') }} as orders
-    cross join {{ as_of }} as as_of_day
-    inner join {{ ref('int_orders__historized') }} as order_states
-        on order_states.order_id = orders.order_id
-        and {{ customers_is_valid_on('order_states', 'as_of_day.as_of_date') }}
-    where order_states.is_revenue_order
-      and orders.ordered_date <= as_of_day.as_of_date
-{%- endmacro %}
-
 {#- fct_refunds rows that reduced revenue at the end of the as-of day: refunded on or before it, not
     deleted on that day, and of an order in the given revenue-orders CTE -#}
 {% macro customers_revenue_refunds(as_of, revenue_orders) -%}

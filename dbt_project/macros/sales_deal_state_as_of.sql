@@ -177,9 +177,10 @@ deals_as_of as (
 {#-
     The same slices without unpivoting the deals: a mart selects sales_slice_columns() (one column
     slice_<dimension> per deal), groups by sales_grouping_sets(its grain), and names each result
-    row's slice with sales_slice_dimension() and sales_slice_value(). sales_slice_columns() emits
-    its columns each after a comma: write it straight after the last column of the select list. A deal is then aggregated once
+    row's slice with sales_slice_dimension() and sales_slice_value(). A deal is then aggregated once
     per slice by the grouping sets instead of being copied into one row per slice first.
+    sales_slice_columns() emits each column after a comma: write it straight after the last column
+    of the select list.
 -#}
 {% macro sales_slice_columns() -%}
     {%- for name, value in sales_slices() %},

@@ -78,7 +78,7 @@ CORE_THREADS = 4
 
 def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None,
           threads: int | None = None) -> None:
-    """`dbt build`, optionally of a part of the project (dbt selector syntax), as of a date.
+    """`dbt build`, optionally of a part of the project (dbt selectors, space-separated), as of a date.
 
     Marts are always built into the shadow schema (write-audit-publish). The core build passes the
     same vars as the marts build on purpose: dbt re-parses the whole project (~5 s) whenever the vars
@@ -90,7 +90,7 @@ def build(*, select: str | None = None, exclude: str | None = None, as_of_date: 
     args = ["build", "--exclude-resource-type", "unit_test"]
     if select:
         args += ["--select", *select.split()]
-    args += ["--exclude", *([exclude] if exclude else []), *CONSTRAINED_TESTS]
+    args += ["--exclude", *(exclude.split() if exclude else []), *CONSTRAINED_TESTS]
     if threads:
         args += ["--threads", str(threads)]
     run_dbt(*args, "--vars", json.dumps(build_vars(as_of_date)))

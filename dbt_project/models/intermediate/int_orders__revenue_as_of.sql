@@ -12,25 +12,24 @@ as_of as (
 
 ),
 
-revenue_orders as (
-
-    {{ customers_revenue_orders('as_of') }}
-
-),
-
 final as (
 
     select
-        revenue_orders.order_id,
-        revenue_orders.customer_id,
-        revenue_orders.ordered_date,
-        revenue_orders.currency_code,
-        revenue_orders.net_amount,
-        revenue_orders.net_amount_reporting,
-        revenue_orders.cost_amount_reporting,
+        orders.order_id,
+        orders.customer_id,
+        orders.ordered_date,
+        orders.currency_code,
+        orders.net_amount,
+        orders.net_amount_reporting,
+        orders.cost_amount_reporting,
         as_of.as_of_date
-    from revenue_orders
+    from {{ ref('fct_orders') }} as orders
     cross join as_of
+    inner join {{ ref('int_orders__historized') }} as order_states
+        on order_states.order_id = orders.order_id
+        and {{ customers_is_valid_on('order_states', 'as_of.as_of_date') }}
+    where order_states.is_revenue_order
+      and orders.ordered_date <= as_of.as_of_date
 
 )
 
