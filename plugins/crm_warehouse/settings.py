@@ -28,6 +28,14 @@ def embedded_port() -> int:
     return int(os.environ.get("CRMWH_PG_PORT", DEFAULT_PG_PORT))
 
 
+def embedded_tls() -> bool:
+    """CRMWH_PG_SSL=on: the embedded server also accepts TLS (self-signed certificate) and its DSN requires it."""
+    value = os.environ.get("CRMWH_PG_SSL", "off").strip().lower()
+    if value not in ("on", "off"):
+        raise WarehouseError(f"CRMWH_PG_SSL must be 'on' or 'off', not {value!r}.")
+    return value == "on"
+
+
 def uses_embedded_server() -> bool:
     return not os.environ.get("WAREHOUSE_DSN")
 
