@@ -7,11 +7,13 @@ follows those references so a parent batch is published before its children are 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from crm_warehouse import settings
+from crm_warehouse.errors import WarehouseError
 
 
 def expectations_dir() -> Path:
@@ -33,12 +35,27 @@ class CrmObject:
         return expectations_dir() / f"crm_{self.name}.json"
 
 
+# an object's name becomes landing/raw/quarantine table names and dbt source names, its key and references
+# column names: plain lower-case identifiers only. Everything is quoted as an identifier anyway; this
+# refuses names that would only work quoted (and hostile ones) with a message instead of odd tables.
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
 @cache
 def all_objects() -> dict[str, CrmObject]:
     found = {}
     for path in sorted(expectations_dir().glob("crm_*.json")):
         meta = json.loads(path.read_text())["meta"]
-        found[meta["object"]] = CrmObject(meta["object"], meta["key"], dict(meta.get("references", {})))
+        references = dict(meta.get("references", {}))
+        names = {"meta.object": meta["object"], "meta.key": meta["key"],
+                 **{f"meta.references key {c!r}": c for c in references},
+                 **{f"meta.references[{c!r}]": t for c, t in references.items()}}
+        for field, value in names.items():
+            parts = value.split(".") if field.startswith("meta.references[") else [value]
+            if len(parts) > 2 or not all(NAME.fullmatch(p) for p in parts):
+                raise WarehouseError(f"{path}: {field} is {value!r}, not a plain identifier (lower-case letters, "
+                                     f"digits and _, starting with a letter or _); fix the suite.")
+        found[meta["object"]] = CrmObject(meta["object"], meta["key"], references)
     return found
 
 
