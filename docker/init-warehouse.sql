@@ -1,9 +1,10 @@
 -- The warehouse server's databases and roles, created once by init-warehouse.sh.
---   :warehouse_user owns `warehouse` (WAREHOUSE_DSN) and `crm` (CRM_SOURCE_DSN);
+--   :warehouse_user owns `warehouse` (WAREHOUSE_DSN) and `crm` (CRM_SOURCE_DSN), and may create roles:
+--                   `crmwh init` creates crm_loader, crm_transformer, crm_analyst and crm_analyst_pii;
 --   :airflow_user   owns only `airflow`, Airflow's metadata database.
 -- Neither is a superuser; the `postgres` superuser is for administration only.
 
-create role :"warehouse_user" login password :'warehouse_password';
+create role :"warehouse_user" login createrole password :'warehouse_password';
 create role :"airflow_user" login password :'airflow_password';
 
 create database warehouse owner :"warehouse_user";

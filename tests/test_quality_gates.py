@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from crm_warehouse import cli, extract_load, objects, settings, simulator
+from crm_warehouse import batch_actions, cli, extract_load, objects, settings, simulator
 from crm_warehouse.errors import BatchHeld
 from tests.conftest import fresh_databases, query, scalar
 
@@ -173,6 +173,10 @@ def test_too_many_failing_rows_hold_the_batch_until_it_is_released(gates, capsys
     assert query(wh, "select action, reason, rows_published, rows_quarantined from ops.batch_actions "
                      "where batch_id = %s", (batch_id,)) == [("release", "bulk import with known bad emails", 45, 15)]
     assert scalar(wh, "select status from ops.load_batches where batch_id = %s", (batch_id,)) == "published"
+    assert query(wh, "select action, object_name, rows, detail->>'status', actor = %s from ops.audit_log "
+                     "where batch_id = %s order by audit_id", (batch_actions.default_actor(), batch_id)) == [
+        ("load", "leads", 0, "held", True), ("load", "leads", 45, "published", True),
+        ("release", "leads", 45, None, True)]
 
 
 def test_a_batch_far_outside_the_objects_history_is_held(gates):
@@ -212,6 +216,9 @@ def test_schema_drift_holds_before_extracting_and_replay_loads_after_the_fix(gat
     teams = scalar(src, "select count(*) from crm.teams")
     assert scalar(wh, "select rows_published from ops.load_batches where batch_id = %s", (new_batch,)) == teams
     assert scalar(wh, "select count(*) from raw_crm.teams") == raw_before + teams
+    assert query(wh, "select action, rows, detail->>'reason' from ops.audit_log where batch_id in (%s, %s) "
+                     "order by audit_id", (batch_id, new_batch)) == [
+        ("load", 0, None), ("replay", 0, "column name restored"), ("load", teams, None)]
 
 
 def test_a_stale_source_is_held(gates, monkeypatch):

@@ -12,14 +12,14 @@
 -#}
 
 {% macro record_batch_cutoff() -%}
-    create schema if not exists ops;
-    create table if not exists ops.dbt_batch_cutoffs (
+    create schema if not exists dbt_state;
+    create table if not exists dbt_state.batch_cutoffs (
         invocation_id text primary key,
         cutoff_xid bigint not null,
         recorded_at timestamptz not null default clock_timestamp()
     );
-    delete from ops.dbt_batch_cutoffs where recorded_at < clock_timestamp() - interval '30 days';
-    insert into ops.dbt_batch_cutoffs (invocation_id, cutoff_xid)
+    delete from dbt_state.batch_cutoffs where recorded_at < clock_timestamp() - interval '30 days';
+    insert into dbt_state.batch_cutoffs (invocation_id, cutoff_xid)
     values ('{{ invocation_id }}', pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
     on conflict (invocation_id) do nothing;
 {%- endmacro %}
@@ -27,7 +27,7 @@
 
 {#- the invocation's cutoff (scalar subquery) -#}
 {% macro batch_cutoff() -%}
-    (select cutoff_xid from ops.dbt_batch_cutoffs where invocation_id = '{{ invocation_id }}')
+    (select cutoff_xid from dbt_state.batch_cutoffs where invocation_id = '{{ invocation_id }}')
 {%- endmacro %}
 
 

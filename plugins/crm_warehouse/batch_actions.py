@@ -13,7 +13,7 @@ from __future__ import annotations
 import getpass
 import logging
 
-from crm_warehouse import extract_load, gate_rules, objects, row_screen, settings, warehouse
+from crm_warehouse import access, audit, extract_load, gate_rules, objects, row_screen, settings, warehouse
 from crm_warehouse.errors import WarehouseError
 from crm_warehouse.warehouse import LANDING
 
@@ -30,6 +30,7 @@ def default_actor() -> str:
 def release(batch_id: int, actor: str, reason: str) -> extract_load.BatchResult:
     with warehouse.connect(settings.warehouse_dsn()) as wh:
         warehouse.init_warehouse(wh)
+        access.assume(wh, access.LOADER)
         batch = _held_batch(wh, batch_id)
         if not batch["rows_extracted"]:
             raise WarehouseError(
@@ -46,6 +47,8 @@ def release(batch_id: int, actor: str, reason: str) -> extract_load.BatchResult:
             "values (%s, 'release', %s, %s, %s, %s)",
             (batch_id, actor, reason, result.rows_published, result.rows_quarantined),
         )
+        audit.record(wh, "release", object_name=obj.name, batch_id=batch_id, rows=result.rows_published, who=actor,
+                     detail={"reason": reason, "rows_quarantined": result.rows_quarantined})
     log.info("Batch %s of %s released by %s: %s published, %s quarantined", batch_id, obj.name, actor,
              result.rows_published, result.rows_quarantined)
     return result
@@ -54,6 +57,7 @@ def release(batch_id: int, actor: str, reason: str) -> extract_load.BatchResult:
 def replay(batch_id: int, actor: str, reason: str) -> extract_load.BatchResult:
     with warehouse.connect(settings.warehouse_dsn()) as wh:
         warehouse.init_warehouse(wh)
+        access.assume(wh, access.LOADER)
         batch = _held_batch(wh, batch_id)
         name = batch["object_name"]
         with wh.transaction():
@@ -64,10 +68,13 @@ def replay(batch_id: int, actor: str, reason: str) -> extract_load.BatchResult:
                 "insert into ops.batch_actions (batch_id, action, actor, reason, rows_quarantined) "
                 "values (%s, 'replay', %s, %s, %s) returning action_id", (batch_id, actor, reason, archived),
             ).fetchone()[0]
+            audit.record(wh, "replay", object_name=name, batch_id=batch_id, rows=archived, who=actor,
+                         detail={"reason": reason, "rows_archived_to_quarantine": archived})
     try:
         result = extract_load.load_object(batch["object_name"], f"replay-of-{batch_id}")
     finally:
         with warehouse.connect(settings.warehouse_dsn()) as wh, wh.transaction():
+            access.assume(wh, access.LOADER)
             new_batch = wh.execute(
                 "select max(batch_id) from ops.load_batches where run_id = %s and batch_kind = 'extract'",
                 (f"replay-of-{batch_id}",)

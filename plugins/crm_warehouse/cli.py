@@ -84,16 +84,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args, quiet: bool = False) -> None:
-    from crm_warehouse import airflow_runner, warehouse
+    from crm_warehouse import access, airflow_runner, warehouse
 
     conns = settings.connections()
     with warehouse.connect(conns.warehouse) as wh:
-        warehouse.init_warehouse(wh)
+        warehouse.init_warehouse(wh, passwords=access.login_passwords())
     _ensure_database(conns.source, "CRM source")
     airflow_runner.migrate_metadata(airflow_runner.airflow_env(conns))
     where = "embedded PostgreSQL" if settings.uses_embedded_server() else "configured warehouse"
     if not quiet:
         print(f"Warehouse ready on the {where}: {warehouse.safe_dsn(conns.warehouse)}")
+        _print_logins()
+
+
+def _print_logins() -> None:
+    from crm_warehouse import access
+
+    for role in access.ROLES:
+        if access.password_file(role).exists():
+            print(f"  role {role}: password in {access.password_file(role)}")
 
 
 def cmd_simulate(args) -> None:

@@ -25,7 +25,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from crm_warehouse import objects, settings, warehouse
+from crm_warehouse import audit, objects, settings, warehouse
 from crm_warehouse.errors import DeletesRefused
 from crm_warehouse.warehouse import RAW, SOURCE_SCHEMA
 
@@ -63,6 +63,9 @@ def reconcile_if_due(wh: psycopg.Connection, source: psycopg.Connection, obj: ob
         batch_id = _write_tombstones(wh, obj, run_id, counts, previous) if counts.deleted_keys else None
         seconds = round(time.perf_counter() - started, 3)
         _record(wh, obj.name, run_id, counts, batch_id, seconds)
+        if batch_id:
+            audit.record(wh, "tombstones", object_name=obj.name, run_id=run_id, batch_id=batch_id,
+                         rows=counts.deleted_keys, detail={"source_keys": counts.source_keys})
     log.info("%s: key reconciliation: %d key(s) in %s.%s, %d live in %s.%s, %d missing: %s (%.1fs)",
              obj.name, counts.source_keys, SOURCE_SCHEMA, obj.name, counts.raw_live_keys, RAW, obj.name,
              counts.deleted_keys, f"tombstones in batch {batch_id}" if batch_id else "nothing to tombstone", seconds)

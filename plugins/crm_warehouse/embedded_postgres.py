@@ -20,11 +20,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
 from crm_warehouse import settings
 from crm_warehouse.errors import WarehouseError
 
 SUPERUSER = "postgres"
+AIRFLOW_OWNER = "crm_airflow"
 # postgres refuses to run as root; as root we run it as this system user.
 SYSTEM_USER = "crmwh_pg"
 DATABASES = (settings.WAREHOUSE_DB, settings.SOURCE_DB, settings.AIRFLOW_DB)
@@ -220,12 +222,56 @@ def _self_signed_certificate() -> tuple[bytes, bytes]:
     return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def airflow_dsn(port: int | None = None) -> str:
+    """Airflow's metadata database, logged in as its own owner (AIRFLOW_OWNER)."""
+    from crm_warehouse import access
+
+    password = quote(access.generated_password(AIRFLOW_OWNER), safe="")
+    query = "?sslmode=require" if settings.embedded_tls() else ""
+    return f"postgresql://{AIRFLOW_OWNER}:{password}@127.0.0.1:{port or running_port()}/{settings.AIRFLOW_DB}{query}"
+
+
 def _create_databases() -> None:
     with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
         existing = {row[0] for row in conn.execute("select datname from pg_database")}
         for name in DATABASES:
             if name not in existing:
                 conn.execute(f'create database "{name}"')
+            # only roles granted it connect (access.apply grants the warehouse's roles)
+            if conn.execute("select has_database_privilege('public', %s, 'CONNECT')", (name,)).fetchone()[0]:
+                conn.execute(f'revoke connect on database "{name}" from public')
+        _hand_airflow_its_database(conn)
+
+
+def _hand_airflow_its_database(conn: psycopg.Connection) -> None:
+    """Airflow's metadata database is owned by AIRFLOW_OWNER, a login with no access to the warehouse; a
+    database made by an earlier version (owned by the superuser) is handed over with everything in it."""
+    from crm_warehouse import access
+
+    if not conn.execute("select 1 from pg_roles where rolname = %s", (AIRFLOW_OWNER,)).fetchone():
+        conn.execute(sql.SQL("create role {} login password {}").format(
+            sql.Identifier(AIRFLOW_OWNER), sql.Literal(access.generated_password(AIRFLOW_OWNER))))
+    owner = conn.execute("select pg_get_userbyid(datdba) from pg_database where datname = %s",
+                         (settings.AIRFLOW_DB,)).fetchone()[0]
+    if owner == AIRFLOW_OWNER:
+        return
+    conn.execute(sql.SQL("alter database {} owner to {}").format(
+        sql.Identifier(settings.AIRFLOW_DB), sql.Identifier(AIRFLOW_OWNER)))
+    with psycopg.connect(dsn(settings.AIRFLOW_DB), autocommit=True) as airflow:
+        owned = airflow.execute("""
+            select 'table', c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+              and c.relkind in ('r', 'p', 'v', 'm')
+            union all
+            select 'sequence', c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and c.relkind = 'S'
+              and not exists (select from pg_depend d where d.objid = c.oid and d.deptype in ('a', 'i'))
+            union all
+            select 'type', t.oid::regtype::text from pg_type t join pg_namespace n on n.oid = t.typnamespace
+            where n.nspname not in ('pg_catalog', 'information_schema') and t.typtype = 'e'""").fetchall()
+        for kind, name in owned:
+            airflow.execute(sql.SQL("alter {} {} owner to {}").format(
+                sql.SQL(kind), sql.SQL(name), sql.Identifier(AIRFLOW_OWNER)))
 
 
 def _run(program: str, *args: str) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from crm_warehouse import delete_detection, gate_rules, objects, settings, source_copy, warehouse
+from crm_warehouse import access, audit, delete_detection, gate_rules, objects, settings, source_copy, warehouse
 from crm_warehouse.errors import BatchHeld, WarehouseError
 from crm_warehouse.warehouse import LANDING, QUARANTINE, RAW, SOURCE_SCHEMA, Column
 
@@ -61,6 +61,7 @@ def load_object(name: str, run_id: str, cutoff: datetime | None = None, *, check
     dsns = settings.connections()
     with warehouse.connect(dsns.warehouse) as wh, warehouse.connect(dsns.source, role="CRM source") as source:
         warehouse.init_warehouse(wh)
+        access.assume(wh, access.LOADER)
         previous = _published_batch_for_run(wh, name, run_id)
         if previous:
             log.info("%s: run %s already published batch %s; nothing to do", name, run_id, previous)
@@ -197,6 +198,8 @@ def _hold_before_extract(wh: psycopg.Connection, name: str, run_id: str, cutoff:
         ).fetchone()[0]
         text = f"Batch {batch_id} of {name} held ({rule}): {message}"
         wh.execute("update ops.load_batches set message = %s where batch_id = %s", (text, batch_id))
+        audit.record(wh, "load", object_name=name, run_id=run_id, batch_id=batch_id, rows=0,
+                     detail={"status": "held", "rule": rule, "rows_extracted": 0})
     raise BatchHeld(text)
 
 
@@ -344,17 +347,21 @@ def gate_and_publish(wh: psycopg.Connection, suite: gate_rules.GateSuite, column
         with warehouse.publishing_into_raw(wh, name, objects.get(name).key):
             published = row_screen.publish(wh, name, columns, result.batch_id, has_errors=has_errors)
         delete_landing(wh, name, result.batch_id)
-        wh.execute(
+        run_id = wh.execute(
             """
             update ops.load_batches set status = 'published', rows_published = %s, rows_quarantined = %s,
                    validated_at = %s::timestamptz, published_at = clock_timestamp(), validate_seconds = %s,
                    publish_seconds = %s, validation = %s, message = null, held_rule = null,
                    published_xid = pg_current_xact_id()::text::bigint
             where batch_id = %s
+            returning run_id
             """,
             (published, quarantined, verdict.validated_at, validate_seconds,
              round(time.perf_counter() - started, 3), Jsonb(verdict.summary()), result.batch_id),
-        )
+        ).fetchone()[0]
+        audit.record(wh, "load", object_name=name, run_id=run_id, batch_id=result.batch_id, rows=published,
+                     detail={"status": "published", "rows_extracted": result.rows_extracted,
+                             "rows_quarantined": quarantined})
         if result.watermark_to is not None:
             wh.execute(
                 """
@@ -380,14 +387,17 @@ def gate_and_publish(wh: psycopg.Connection, suite: gate_rules.GateSuite, column
 def _hold(wh, result: BatchResult, rule: str, message: str, validation: dict, validate_seconds=None) -> None:
     # The held rows stay in landing, where they can be inspected and later released or replayed.
     with wh.transaction():
-        wh.execute(
+        run_id = wh.execute(
             """
             update ops.load_batches set status = 'held', held_rule = %s, validated_at = clock_timestamp(),
                    validate_seconds = %s, message = %s, validation = %s
             where batch_id = %s
+            returning run_id
             """,
             (rule, validate_seconds, message, Jsonb(validation), result.batch_id),
-        )
+        ).fetchone()[0]
+        audit.record(wh, "load", object_name=result.object_name, run_id=run_id, batch_id=result.batch_id, rows=0,
+                     detail={"status": "held", "rule": rule, "rows_extracted": result.rows_extracted})
     result.status = "held"
 
 

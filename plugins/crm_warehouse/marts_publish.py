@@ -3,9 +3,9 @@
 dbt builds the marts into `marts_shadow` (dbt var marts_schema) and runs their dbt tests there; the GX
 suites in expectations/marts/ audit the shadow tables; only then one transaction renames `marts` to
 `marts_previous` and `marts_shadow` to `marts`, after copying every grant of the live schema and its
-tables onto the shadow. Analysts never see a half-built or failing mart, and `rollback` swaps the
-previous version back in the same way. Every publish, failure and rollback is a row in
-ops.marts_versions.
+tables onto the shadow; then the analysts' grants are applied again (access.apply_marts). Analysts
+never see a half-built or failing mart, and `rollback` swaps the previous version back in the same
+way. Every publish, failure and rollback is a row in ops.marts_versions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from crm_warehouse import settings, warehouse
+from crm_warehouse import access, settings, warehouse
+from crm_warehouse import audit as audit_log
 from crm_warehouse.errors import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def prepare_shadow(as_of_date: str | None = None) -> None:
     only adds what changed; not for a rebuild as of a past date, which rebuilds them in full.
     """
     with warehouse.connect(settings.warehouse_dsn()) as wh, wh.transaction():
+        wh.execute(sql.SQL("set local role {}").format(sql.Identifier(access.TRANSFORMER)))  # dbt's schema
         wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(SHADOW)))
         carried = [] if as_of_date else _incremental_marts(wh)
         if carried:
@@ -73,6 +75,7 @@ def publish(run_id: str | None = None, audit: dict | None = None) -> int:
             if not _schema_exists(wh, SHADOW):
                 raise MartsNotPublished(f"There is no {SHADOW} schema to publish; build the marts first.")
             as_of_date = _as_of_date(wh, SHADOW)
+            rows = _rows(wh, SHADOW)
             if _schema_exists(wh, LIVE):
                 _copy_grants(wh, LIVE, SHADOW)
                 wh.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS)))
@@ -83,6 +86,9 @@ def publish(run_id: str | None = None, audit: dict | None = None) -> int:
                 "values ('publish', 'published', %s, %s, %s, clock_timestamp()) returning version_id",
                 (run_id, as_of_date, Jsonb(audit or {})),
             ).fetchone()[0]
+            audit_log.record(wh, "publish", object_name=LIVE, run_id=run_id, rows=rows,
+                             detail={"version_id": version_id, "as_of_date": str(as_of_date)})
+            access.record_changes(wh, access.apply_marts(wh))
     log.info("Marts version %s (as of %s) published: %s is live, the previous version is in %s",
              version_id, as_of_date, LIVE, PREVIOUS)
     return version_id
@@ -101,13 +107,25 @@ def rollback(actor: str, reason: str = "") -> int:
             _rename(wh, PREVIOUS, LIVE)
             _rename(wh, "marts_rollback_swap", PREVIOUS)
             as_of_date = _as_of_date(wh, LIVE)
+            rows = _rows(wh, LIVE)
             version_id = wh.execute(
                 "insert into ops.marts_versions (action, status, as_of_date, actor, message, published_at) "
                 "values ('rollback', 'published', %s, %s, %s, clock_timestamp()) returning version_id",
                 (as_of_date, actor, reason),
             ).fetchone()[0]
+            audit_log.record(wh, "rollback", object_name=LIVE, rows=rows, who=actor,
+                             detail={"version_id": version_id, "as_of_date": str(as_of_date), "reason": reason})
+            access.record_changes(wh, access.apply_marts(wh))
     log.info("Marts rolled back: the version as of %s is live again (version %s)", as_of_date, version_id)
     return version_id
+
+
+def _rows(wh: psycopg.Connection, schema: str) -> int:
+    """Rows in the schema's tables: what a publish or rollback puts before the analysts."""
+    tables = [r[0] for r in wh.execute(
+        "select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relkind = 'r'", (schema,)).fetchall()]
+    return sum(wh.execute(sql.SQL("select count(*) from {}").format(sql.SQL(t))).fetchone()[0] for t in tables)
 
 
 def _lock(wh: psycopg.Connection) -> None:

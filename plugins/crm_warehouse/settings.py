@@ -56,12 +56,15 @@ class Connections:
 def connections() -> Connections:
     """Resolve every DSN, starting the embedded server when no warehouse is configured."""
     warehouse = os.environ.get("WAREHOUSE_DSN")
-    if not warehouse:
+    if warehouse:
+        airflow_default = with_database(warehouse, AIRFLOW_DB)
+    else:
         from crm_warehouse import embedded_postgres
 
         warehouse = embedded_postgres.ensure_running()
+        airflow_default = embedded_postgres.airflow_dsn()  # its own owner, no access to the warehouse
     source = os.environ.get("CRM_SOURCE_DSN") or with_database(warehouse, SOURCE_DB)
-    airflow = os.environ.get("AIRFLOW_METADATA_DSN") or with_database(warehouse, AIRFLOW_DB)
+    airflow = os.environ.get("AIRFLOW_METADATA_DSN") or airflow_default
     return Connections(warehouse=warehouse, source=source, airflow_metadata=airflow)
 
 

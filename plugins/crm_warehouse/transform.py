@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from crm_warehouse import build_scope, gx_docs, marts_audit, marts_publish, settings, warehouse
+from crm_warehouse import access, build_scope, gx_docs, marts_audit, marts_publish, settings, warehouse
 from crm_warehouse.errors import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,11 @@ def dbt_env(warehouse_dsn: str | None = None) -> dict[str, str]:
         "DBT_PG_DBNAME": parts.path.lstrip("/") or settings.WAREHOUSE_DB,
         "DBT_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
         # JIT compiles each large statement for ~1 s and buys nothing for set-based builds; an
-        # incremental run is mostly such compile time with it on
-        "PGOPTIONS": " ".join(filter(None, [os.environ.get("PGOPTIONS"), "-c jit=off"])),
+        # incremental run is mostly such compile time with it on. dbt works as crm_transformer whoever
+        # logs in (access.py): set at connection start, which no rollback of dbt's can undo (the
+        # profile's `role` is a `set role` inside dbt's first transaction)
+        "PGOPTIONS": " ".join(filter(None, [os.environ.get("PGOPTIONS"), "-c jit=off",
+                                            f"-c role={access.TRANSFORMER}"])),
     }
 
 

@@ -9,6 +9,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from crm_warehouse import access, audit
 from crm_warehouse.errors import WarehouseError
 
 SOURCE_SCHEMA = "crm"
@@ -29,14 +30,32 @@ def connect(dsn: str, *, autocommit: bool = True, role: str = "warehouse") -> ps
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10, application_name="crmwh",
                                client_encoding="UTF8")
     except psycopg.OperationalError as exc:
-        raise WarehouseError(f"Cannot connect to the {role} database ({safe_dsn(dsn)}): {_first_line(exc)}") from exc
+        reason = _first_line(exc)
+        raise WarehouseError(f"Cannot connect to the {role} database ({safe_dsn(dsn)}): {reason}"
+                             f"{_login_hint(reason)}") from exc
 
 
-def init_warehouse(conn: psycopg.Connection) -> None:
+def _login_hint(reason: str) -> str:
+    # postgres tells a client the same for a wrong and an expired password, on purpose
+    if "password authentication failed" in reason:
+        return " (check the password, and that it has not expired: the role's VALID UNTIL)"
+    if "not permitted to log in" in reason:
+        return " (the role's login was revoked: ask the warehouse's owner, or run `crmwh init` for the project's roles)"
+    return ""
+
+
+def init_warehouse(conn: psycopg.Connection, passwords: dict[str, str] | None = None) -> None:
+    """Roles and grants (access.apply: what is missing), then, as the loader, the ledger and the audit log's
+    partitions; the role changes go to the audit log in the same transaction."""
     ddl = resources.files("crm_warehouse").joinpath("sql/warehouse_init.sql").read_text()
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('crmwh.init'))")
+        changes = access.apply(conn, passwords)
+        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(access.LOADER)))
         conn.execute(ddl)
+        audit.maintain(conn)
+        conn.execute("reset role")
+        access.record_changes(conn, changes)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from crm_warehouse import access
 from crm_warehouse.predictive import bgnbd, churn_risk, clv, features, gamma_gamma
 from crm_warehouse.predictive.warehouse_io import read_columns, relation_columns, write_rows
 
@@ -266,6 +267,7 @@ def score(warehouse_dsn: str, as_of_date: date | None = None) -> dict:
     """
     started = time.perf_counter()
     with psycopg.connect(warehouse_dsn) as conn:
+        access.assume(conn, access.TRANSFORMER)  # schema ml is dbt's neighbour: the marts join it
         as_of = as_of_date or default_as_of_date(conn)
         data = load(conn, as_of)
         log.info("Loaded %d customers, %d purchase days, %d tickets, %d activities as of %s",

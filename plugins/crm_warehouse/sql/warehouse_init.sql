@@ -1,8 +1,9 @@
--- Schemas and the load ledger of the warehouse. Idempotent: run by `crmwh init` and before every load.
-create schema if not exists landing;     -- one batch per (object, run); unlogged; never read by dbt
-create schema if not exists raw_crm;     -- append-only history, one table per CRM object
-create schema if not exists quarantine;  -- rows that broke an error rule of the load gate, per object
-create schema if not exists ops;         -- load ledger, watermarks, audit
+-- The load ledger of the warehouse. Idempotent: run by `crmwh init` and before every load, as crm_loader,
+-- after access.apply has made the loader's schemas (owned by crm_loader):
+--   landing     one batch per (object, run); unlogged; never read by dbt
+--   raw_crm     append-only history, one table per CRM object
+--   quarantine  rows that broke an error rule of the load gate, per object
+--   ops         load ledger, watermarks, audit
 
 create table if not exists ops.load_batches (
     batch_id            bigint generated always as identity primary key,
