@@ -12,7 +12,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from crm_warehouse import extract_load, settings, simulator, transform
+from crm_warehouse import access, extract_load, settings, simulator, transform
+from crm_warehouse import warehouse as wh_module
 from crm_warehouse.predictive import bgnbd, features, gamma_gamma, pipeline
 from crm_warehouse.simulator import params
 from tests.conftest import query, scalar
@@ -201,6 +202,8 @@ def test_a_past_date_ignores_later_orders(warehouse, scored):
 def test_an_empty_warehouse_fails_clearly(embedded):
     dsn = _fresh_database(embedded, "predictive_empty_wh")
     with psycopg.connect(dsn, autocommit=True) as conn:
+        wh_module.init_warehouse(conn)  # the roles: the models run as crm_transformer, which owns core
+        access.assume(conn, access.TRANSFORMER)
         conn.execute("create schema core; create table core.fct_orders (ordered_date date, is_revenue_order bool)")
     with pytest.raises(ValueError, match="no revenue orders"):
         pipeline.score(dsn)
