@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from crm_warehouse import access, extract_load, marts_publish, settings, simulator, transform, warehouse
+from crm_warehouse import access, cli, extract_load, marts_publish, settings, simulator, transform, warehouse
 from crm_warehouse.errors import WarehouseError
 from tests.conftest import fresh_databases, query, scalar
 
@@ -215,3 +215,22 @@ def test_airflow_metadata_has_its_own_owner_without_access_to_the_warehouse(embe
         is False
     with pytest.raises(WarehouseError, match="permission denied for database"):
         warehouse.connect(settings.with_database(embedded.airflow_metadata, "warehouse"))
+
+
+def test_the_cli_reports_a_refused_login_in_one_line(built, monkeypatch, capsys):
+    monkeypatch.setenv("WAREHOUSE_DSN", as_role(built, access.ANALYST, "wrong-password"))
+    assert cli.main(["status"]) == cli.EXIT_SETUP_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "password authentication failed" in err and "wrong-password" not in err
+
+
+def test_generated_passwords_are_private_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRMWH_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("WAREHOUSE_DSN", raising=False)
+    first = access.login_passwords()
+    assert set(first) == set(access.ROLES) and len(set(first.values())) == 4
+    assert all(len(p) >= 24 for p in first.values())
+    assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
+    for role in access.ROLES:
+        assert access.password_file(role).stat().st_mode & 0o777 == 0o600
+    assert access.login_passwords() == first

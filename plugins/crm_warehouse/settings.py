@@ -6,6 +6,7 @@ uses its own embedded PostgreSQL under .data/ (see embedded_postgres.py).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ def embedded_tls() -> bool:
 
 
 def uses_embedded_server() -> bool:
-    return not os.environ.get("WAREHOUSE_DSN")
+    return not (os.environ.get("WAREHOUSE_DSN") or airflow_connection_uri(WAREHOUSE_CONNECTION))
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -54,8 +55,13 @@ class Connections:
 
 
 def connections() -> Connections:
-    """Resolve every DSN, starting the embedded server when no warehouse is configured."""
-    warehouse = os.environ.get("WAREHOUSE_DSN")
+    """Resolve every DSN, starting the embedded server when no warehouse is configured.
+
+    Each comes from its environment variable, else (inside an Airflow task) from the Airflow connection
+    crm_warehouse / crm_source (Connections UI, a secrets backend or AIRFLOW_CONN_CRM_WAREHOUSE), else the
+    embedded server.
+    """
+    warehouse = os.environ.get("WAREHOUSE_DSN") or airflow_connection_uri(WAREHOUSE_CONNECTION)
     if warehouse:
         airflow_default = with_database(warehouse, AIRFLOW_DB)
     else:
@@ -63,9 +69,30 @@ def connections() -> Connections:
 
         warehouse = embedded_postgres.ensure_running()
         airflow_default = embedded_postgres.airflow_dsn()  # its own owner, no access to the warehouse
-    source = os.environ.get("CRM_SOURCE_DSN") or with_database(warehouse, SOURCE_DB)
+    source = (os.environ.get("CRM_SOURCE_DSN") or airflow_connection_uri(SOURCE_CONNECTION)
+              or with_database(warehouse, SOURCE_DB))
     airflow = os.environ.get("AIRFLOW_METADATA_DSN") or airflow_default
     return Connections(warehouse=warehouse, source=source, airflow_metadata=airflow)
+
+
+WAREHOUSE_CONNECTION, SOURCE_CONNECTION = "crm_warehouse", "crm_source"
+
+
+@functools.cache
+def airflow_connection_uri(conn_id: str) -> str | None:
+    """The libpq URI of Airflow connection conn_id when running inside an Airflow task and it exists."""
+    if "AIRFLOW_CTX_DAG_ID" not in os.environ:  # set by Airflow's task runner for the task's duration
+        return None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    uri = connection.get_uri()
+    # Airflow writes postgres://; libpq reads both, SQLAlchemy (Airflow's own metadata URL) only postgresql://
+    return "postgresql://" + uri.split("://", 1)[1] if uri.startswith("postgres://") else uri
 
 
 def warehouse_dsn() -> str:
