@@ -234,3 +234,35 @@ def test_generated_passwords_are_private_files(tmp_path, monkeypatch):
     for role in access.ROLES:
         assert access.password_file(role).stat().st_mode & 0o777 == 0o600
     assert access.login_passwords() == first
+
+
+def test_an_owner_without_superuser_is_told_the_grant_it_needs_then_works(embedded):
+    """PostgreSQL 16+: roles another user created can only be acted as when granted with SET (here PG 18)."""
+    (setup,) = fresh_databases(embedded, "plain_setup")
+    with warehouse.connect(setup) as conn:
+        warehouse.init_warehouse(conn)  # the roles exist, made by the superuser (as when a DBA made them)
+    admin = settings.with_database(embedded.warehouse, "postgres")
+    query(admin, "drop database if exists plain_wh with (force)")
+    query(admin, "drop role if exists plain_owner")
+    query(admin, "create role plain_owner login createrole password 'plain-owner-pw'")
+    query(admin, "create database plain_wh owner plain_owner")
+    owner_dsn = as_role(settings.with_database(embedded.warehouse, "plain_wh"), "plain_owner", "plain-owner-pw")
+    try:
+        for role in (access.LOADER, access.TRANSFORMER):
+            with pytest.raises(WarehouseError) as told, warehouse.connect(owner_dsn) as conn:
+                warehouse.init_warehouse(conn)
+            message = str(told.value)
+            assert f"Database role {role} exists but plain_owner may not act as it" in message
+            query(admin, message.split("must run: ")[1])  # what a DBA would run
+        with warehouse.connect(owner_dsn) as conn:
+            warehouse.init_warehouse(conn)
+            access.assume(conn, access.LOADER)
+            conn.execute("create table raw_crm.probe (i int)")
+        owners = query(settings.with_database(embedded.warehouse, "plain_wh"),
+                       "select pg_get_userbyid(c.relowner) from pg_class c where c.oid = 'raw_crm.probe'::regclass")
+        assert owners == [("crm_loader",)]
+        with warehouse.connect(owner_dsn) as conn:
+            assert access.apply(conn) == []
+    finally:
+        query(admin, "drop database if exists plain_wh with (force)")
+        query(admin, "drop role if exists plain_owner")

@@ -96,7 +96,14 @@ def _ensure_roles(conn: psycopg.Connection) -> list[str]:
     for role in () if superuser else (LOADER, TRANSFORMER):
         if not _is_member(conn, "current_user", role):
             options = sql.SQL(" with inherit true, set true") if _server_version(conn) >= 160000 else sql.SQL("")
-            conn.execute(sql.SQL("grant {} to current_user{}").format(sql.Identifier(role), options))
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("grant {} to current_user{}").format(sql.Identifier(role), options))
+            except errors.InsufficientPrivilege as exc:
+                user = conn.execute("select current_user").fetchone()[0]
+                raise WarehouseError(
+                    f"Database role {role} exists but {user} may not act as it ({str(exc).strip()}); a superuser "
+                    f"must run: grant {role} to {user}{options.as_string(conn)}") from exc
             changes.append(f"granted {role} to the warehouse owner")
     return changes
 
