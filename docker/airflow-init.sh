@@ -29,6 +29,9 @@ PY
 echo "airflow-init: migrating the metadata database"
 airflow db migrate
 
+echo "airflow-init: the warehouse's roles, grants, ledger and audit log"
+crmwh init
+
 echo "airflow-init: ensuring the admin login ${AIRFLOW_ADMIN_USERNAME}"
 # `users create` leaves an existing user untouched and exits 0, so the login is created only once.
 airflow users create \
