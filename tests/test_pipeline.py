@@ -92,6 +92,19 @@ def test_marts_are_built_and_non_empty(embedded, pipeline):
         assert counts.get(mart, 0) > 0, mart
 
 
+def test_the_demo_summary_tells_how_to_query_the_marts_as_the_analyst(embedded, pipeline, capsys):
+    assert cli.main(["init"]) == 0  # as `make demo` does: the roles' logins, passwords under .data/secrets
+    status.print_demo_summary(embedded, 1.0)
+    command = next(line for line in capsys.readouterr().out.splitlines() if "psql" in line)
+    password_file = command.split("$(cat ")[1].split(")")[0]
+    user = command.split(" -U ")[1].split()[0]
+    assert user == "crm_analyst"
+    server = embedded.warehouse.split("@", 1)[1]
+    password = open(password_file).read().strip()
+    rows = query(f"postgresql://crm_analyst:{password}@{server}", "select count(*) from marts.mart_customer_ltv")
+    assert rows[0][0] > 0
+
+
 def test_every_model_and_every_built_column_is_documented(pipeline):
     """The transform's `dbt docs generate` catalog lists every column built; each must be described."""
     import json

@@ -8,7 +8,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from crm_warehouse import settings, warehouse
+from crm_warehouse import access, settings, warehouse
 
 LATEST_BATCHES = """
 select distinct on (object_name)
@@ -126,12 +126,13 @@ def print_demo_summary(conns: settings.Connections, seconds: float, console: Con
         table.add_row(name, f"{count:,}")
     console.print(table)
     parts = urlsplit(conns.warehouse)
-    password_hint = (f"PGPASSWORD=$(cat {settings.data_dir() / 'postgres.password'}) "
-                     if settings.uses_embedded_server() else "")
+    user, password_hint = parts.username, ""
+    if settings.uses_embedded_server():  # the analysts' login: marts only, personal data masked
+        user, password_hint = access.ANALYST, f"PGPASSWORD=$(cat {access.password_file(access.ANALYST)}) "
     # plain print: these are commands to copy, so rich must not wrap them
     print(f"Demo finished in {seconds:.0f}s.\n")
     print("Query the marts with any SQL client:")
-    print(f"  {password_hint}psql -h {parts.hostname} -p {parts.port} -U {parts.username} "
+    print(f"  {password_hint}psql -h {parts.hostname} -p {parts.port} -U {user} "
           f"-d {parts.path.lstrip('/')} -c 'select * from marts.mart_customer_ltv limit 10'")
     print("Watch runs in the Airflow UI:   make airflow   (http://127.0.0.1:8080)")
     print("Browse lineage in the dbt docs: make docs      (http://127.0.0.1:8081)")
