@@ -20,7 +20,7 @@ Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset),
 3. write-audit-publish of the marts, which join those scores: `dbt build` into the shadow schema
    `marts_shadow` (with the marts' dbt tests), the GX suites of `expectations/marts/` on the shadow,
    then one transaction swaps it in as `marts` (the previous version stays in `marts_previous`;
-   `crmwh rollback-marts` swaps it back). A failed build or audit leaves `marts` as it was.
+   `crmwh rollback` swaps it back). A failed build or audit leaves `marts` as it was.
 4. `dbt docs generate` refreshes the lineage site served by `make docs`.
 
 A failed task is recorded in `ops.alerts` (and sent through the `crmwh_alerts` connection if defined).

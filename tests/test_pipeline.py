@@ -304,7 +304,7 @@ def test_publishing_keeps_grants_and_rollback_restores_the_previous_marts(embedd
     assert scalar(embedded.warehouse, "select has_schema_privilege('crmwh_test_analyst', 'marts', 'usage') "
                                       "and has_table_privilege('crmwh_test_analyst', 'marts.mart_customer_ltv', "
                                       "'select')")
-    assert cli.main(["rollback-marts", "--reason", "test"]) == 0
+    assert cli.main(["rollback", "--reason", "test"]) == 0
     assert mart_digests(embedded.warehouse) == live
     assert scalar(embedded.warehouse, "select has_table_privilege('crmwh_test_analyst', 'marts.mart_customer_ltv', "
                                       "'select')")

@@ -332,3 +332,16 @@ def test_a_row_committed_late_is_caught_by_the_lookback_and_nothing_is_loaded_tw
     assert scalar(wh, "select count(*) from raw_crm.campaigns") == before + 1
     assert extract_load.load_object("campaigns", "again").status == "empty"  # re-reads alone are no batch
     assert scalar(wh, "select count(*) from raw_crm.campaigns") == before + 1
+
+
+def test_quarantine_list_shows_each_rule_with_counts_and_sample_keys(gates, capsys):
+    wh = gates.warehouse
+    batch_id, rule, rows = query(wh, "select _batch_id, r, count(*) from quarantine.leads, unnest(_failed_rules) r "
+                                     "where email = 'broken' group by 1, 2")[0]
+    keys = sorted(str(k) for (k,) in query(wh, "select lead_id from quarantine.leads where _batch_id = %s "
+                                               "and %s = any(_failed_rules)", (batch_id, rule)))
+    assert cli.main(["quarantine", "list", "--object", "leads"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if rule in line and f" {batch_id} " in line)
+    assert f" {rows} " in line and ", ".join(keys[:5]) in line
+    assert cli.main(["quarantine", "list", "--object", "no_such_object"]) == 2
+    assert "Unknown CRM object" in capsys.readouterr().err

@@ -41,9 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
+    def command(name: str, handler, help_text: str, aliases=()) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
+        if handler:
+            sub.set_defaults(handler=handler)
         return sub
 
     command("init", cmd_init, "Start the embedded PostgreSQL if needed; create schemas and Airflow's database.")
@@ -62,12 +63,27 @@ def _parser() -> argparse.ArgumentParser:
                       "Publish a held batch after a fix: its rows pass the row rules again (bad rows quarantined).")
     release.add_argument("batch_id", type=int)
     release.add_argument("--reason", required=True, help="why the batch may be published (recorded)")
+    quarantine = command("quarantine", None, "What the load gate holds back: quarantined rows and held batches.")
+    actions = quarantine.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="Quarantined rows by object, batch and rule, with sample keys; "
+                                              "held batches.", description="Quarantined rows by object, batch "
+                                              "and rule, with sample keys; held batches and how to release them.")
+    listing.add_argument("--object", help="one CRM object")
+    listing.add_argument("--batches", type=int, default=5, help="latest batches per object (default 5)")
+    listing.set_defaults(handler=cmd_quarantine_list)
+    q_release = actions.add_parser("release", help="Publish a held batch (same as `crmwh release`).",
+                                   description="Publish a held batch after a fix: its rows pass the row rules "
+                                               "again, rows breaking them are quarantined.")
+    q_release.add_argument("batch_id", type=int)
+    q_release.add_argument("--reason", required=True, help="why the batch may be published (recorded)")
+    q_release.set_defaults(handler=cmd_release)
     replay = command("replay", cmd_replay,
                      "Drop a held batch (its rows archived in quarantine) and extract its range again from the source.")
     replay.add_argument("batch_id", type=int)
     replay.add_argument("--reason", required=True, help="what was fixed (recorded)")
-    rollback = command("rollback-marts", cmd_rollback_marts,
-                       "Swap the previous marts version back in (run it again to roll forward).")
+    rollback = command("rollback", cmd_rollback_marts,
+                       "Swap the previous marts version back in (run it again to roll forward).",
+                       aliases=["rollback-marts"])
     rollback.add_argument("--reason", default="", help="recorded in ops.marts_versions")
     command("quality-docs", cmd_quality_docs, "Build the Great Expectations Data Docs site and print its location.")
     demo = command("demo", cmd_demo, "Simulate a small CRM, run the whole pipeline, show what was built.")
@@ -167,6 +183,17 @@ def cmd_release(args) -> None:
     result = batch_actions.release(args.batch_id, batch_actions.default_actor(), args.reason)
     print(f"Batch {args.batch_id} of {result.object_name} released: {result.rows_published} row(s) published, "
           f"{result.rows_quarantined} quarantined.")
+
+
+def cmd_quarantine_list(args) -> None:
+    from crm_warehouse import objects, status
+
+    if args.object:
+        try:
+            objects.get(args.object)
+        except KeyError as exc:
+            raise WarehouseError(exc.args[0]) from None
+    status.print_quarantine(settings.warehouse_dsn(), args.object, args.batches)
 
 
 def cmd_replay(args) -> None:

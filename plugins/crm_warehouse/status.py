@@ -76,7 +76,7 @@ def print_status(dsn: str, console: Console | None = None) -> None:
         version = conn.execute(MARTS_VERSION).fetchone()
         if version:
             console.print(f"Marts: version {version[0]} ({version[1]}, as of {version[2]}) live since "
-                          f"{_fmt(version[3])}; `crmwh rollback-marts` swaps the previous one back.")
+                          f"{_fmt(version[3])}; `crmwh rollback` swaps the previous one back.")
 
 
 def _print_quarantine(conn, console: Console) -> None:
@@ -90,6 +90,56 @@ def _print_quarantine(conn, console: Console) -> None:
     for row in rows:
         table.add_row(*[_fmt(value) for value in row])
     console.print(table)
+
+
+def print_quarantine(dsn: str, object_name: str | None = None, batches: int = 5,
+                     console: Console | None = None) -> None:
+    """Quarantined rows per object, batch and rule with sample keys (latest `batches` batches per object),
+    then the held batches and what to do with them."""
+    console = console or _console()
+    with warehouse.connect(dsn) as conn:
+        if not conn.execute("select to_regclass('ops.load_batches')").fetchone()[0]:
+            console.print("Nothing loaded yet: run `crmwh run` (or `make demo`).")
+            return
+        rows = [row for name in _quarantined_objects(conn, object_name)
+                for row in _quarantine_rows(conn, name, batches)]
+        if rows:
+            table = Table(title="Quarantined rows (quarantine.<object>): the rules each row broke")
+            for column in ("object", "batch", "rule", "rows", "sample keys"):
+                table.add_column(column, justify="right" if column in ("batch", "rows") else "left")
+            for row in rows:
+                table.add_row(*[_fmt(value) for value in row])
+            console.print(table)
+        else:
+            console.print("Nothing quarantined" + (f" for {object_name}." if object_name else "."))
+        held = [h for h in conn.execute(HELD).fetchall() if object_name in (None, h[0])]
+        for name, batch_id, count, message in held:
+            console.print(f"[bold red]Held:[/] {name} batch {batch_id} ({count} rows): {message}")
+        if held:
+            console.print("Publish one after a fix with `crmwh quarantine release <batch> --reason ...`, "
+                          "or drop it and extract again with `crmwh replay <batch> --reason ...`.")
+
+
+def _quarantined_objects(conn, object_name: str | None) -> list[str]:
+    names = [r[0] for r in conn.execute(
+        "select object_name from ops.load_batches where rows_quarantined > 0 group by 1 order by 1")]
+    return [n for n in names if object_name in (None, n)]
+
+
+def _quarantine_rows(conn, name: str, batches: int) -> list[tuple]:
+    from crm_warehouse import objects
+
+    key = sql.Identifier(objects.get(name).key)
+    return conn.execute(sql.SQL("""
+        with latest as (
+            select distinct _batch_id from {table} order by _batch_id desc limit %s
+        )
+        select {name}, q._batch_id, rule, count(*),
+               array_to_string((array_agg(q.{key}::text order by q.{key}::text))[1:5], ', ')
+        from {table} q join latest using (_batch_id), unnest(q._failed_rules) as rule
+        group by q._batch_id, rule
+        order by q._batch_id desc, count(*) desc, rule
+    """).format(table=sql.Identifier("quarantine", name), name=sql.Literal(name), key=key), (batches,)).fetchall()
 
 
 def _print_reconciliations(conn, console: Console) -> None:
