@@ -189,7 +189,15 @@ def test_ltv_net_revenue_matches_the_source_computed_independently(embedded, pip
 def test_rerunning_the_ingest_loads_nothing_twice(embedded, pipeline):
     before_ledger, before_raw = ledger_totals(embedded.warehouse), raw_counts(embedded.warehouse)
     asset_events = scalar(embedded.airflow_metadata, "select count(*) from asset_event")
-    airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
+    progress = []  # what `crmwh run`'s progress bar is fed
+    airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None,
+                             on_task=lambda task, finished: progress.append((task, finished)))
+    finished = scalar(embedded.airflow_metadata,
+                      "select count(*) filter (where state in ('success', 'skipped')) from task_instance "
+                      "where dag_id = 'crm_ingest' group by run_id order by max(end_date) desc limit 1")
+    assert airflow_runner.dag_task_count(pipeline, "crm_ingest") == finished  # every task of the run ended
+    assert progress[0][0] == "plan_run" and progress[-1][1] == finished
+    assert {f"load_{name}" for name in objects.all_objects()} <= {task for task, _ in progress}
     assert ledger_totals(embedded.warehouse) == before_ledger
     assert raw_counts(embedded.warehouse) == before_raw
     # nothing new: no event on the raw asset, so crm_transform is not triggered for nothing

@@ -24,6 +24,9 @@ from crm_warehouse.errors import WarehouseError
 # What the CLI echoes of `airflow dags test`: the package's own log lines and failures; dbt only in summary.
 SHOWN = re.compile(r"\[crm_warehouse|Task failed|AirflowFailException|Error|state=failed")
 DBT_DETAIL = re.compile(r"dbt: (?!.*(Done\.|Finished running|ERROR|FAIL|WARN))")
+# Task progress in `airflow dags test`'s log: a task starts running, a task instance reaches a final state.
+TASK_RUNNING = re.compile(r"task_id='([^']+)'.*state=<TaskInstanceState\.RUNNING")
+TASK_FINISHED = re.compile(r"Task instance state updated .*new_state=(success|failed|skipped|upstream_failed)")
 # The UI's one login, checked by Airflow's default SimpleAuthManager against the passwords file.
 ADMIN_USER = "admin"
 
@@ -126,8 +129,11 @@ def migrate_metadata(env: dict[str, str] | None = None) -> None:
                              + _last_error(result.stdout + result.stderr))
 
 
-def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None) -> Path:
-    """Run one DAG in-process with `airflow dags test`; the full log goes to .data/logs/."""
+def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None, on_task=None) -> Path:
+    """Run one DAG in-process with `airflow dags test`; the full log goes to .data/logs/.
+
+    on_task(task_id, finished_tasks) is called when a task starts and when one finishes (progress bars).
+    """
     logs = settings.data_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -136,9 +142,15 @@ def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None) -> 
     with log_path.open("w") as log_file:
         process = subprocess.Popen([airflow_executable(), "dags", "test", dag_id], env=env or airflow_env(),
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        failed_state = False
+        failed_state, current, finished = False, "", 0
         for line in process.stdout:
             log_file.write(line)
+            if on_task and (running := TASK_RUNNING.search(line)) and running.group(1) != current:
+                current = running.group(1)
+                on_task(current, finished)
+            if on_task and TASK_FINISHED.search(line):
+                finished += 1
+                on_task(current, finished)
             if SHOWN.search(line) and not DBT_DETAIL.search(line):
                 echo("  " + _compact(line))
             if "DagRun Finished" in line and "state=failed" in line:
@@ -148,6 +160,19 @@ def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None) -> 
         raise WarehouseError(f"DAG {dag_id} failed after {time.perf_counter() - started:.0f}s; full log: {log_path}")
     echo(f"  {dag_id} succeeded in {time.perf_counter() - started:.1f}s (log: {log_path})")
     return log_path
+
+
+def dag_task_count(env: dict[str, str], dag_id: str) -> int | None:
+    """Task instances of the DAG's newest run, from Airflow's metadata database (None before it exists)."""
+    import psycopg
+
+    meta = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    dsn = urlunsplit(("postgresql", meta.netloc, meta.path, meta.query, ""))
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        count = conn.execute(
+            "select count(*) from task_instance where dag_id = %s and run_id = "
+            "(select run_id from dag_run where dag_id = %s order by id desc limit 1)", (dag_id, dag_id)).fetchone()[0]
+    return count or None
 
 
 def _compact(line: str) -> str:

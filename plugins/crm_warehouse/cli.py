@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import time
+from contextlib import contextmanager
 
 from crm_warehouse import settings
 from crm_warehouse.errors import WarehouseError
@@ -149,9 +150,33 @@ def cmd_run(args) -> None:
     for dag_id in dags:
         print(f"Running {dag_id} ...")
         try:
-            airflow_runner.dags_test(dag_id, env=env)
+            with _task_progress(env, dag_id) as on_task:
+                airflow_runner.dags_test(dag_id, env=env, on_task=on_task)
         except WarehouseError as exc:
             raise PipelineFailed(str(exc)) from None
+
+
+@contextmanager
+def _task_progress(env: dict[str, str], dag_id: str):
+    """A progress bar of the DAG run's tasks on a terminal (its size read from Airflow's metadata once the
+    run exists); nothing when output goes to a file or a pipe, where the echoed log lines say the same."""
+    if not sys.stdout.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from crm_warehouse import airflow_runner
+
+    with Progress(TextColumn(f"{dag_id}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), transient=True) as progress:
+        bar = progress.add_task("starting", total=None)
+
+        def on_task(task_id: str, finished: int) -> None:
+            if progress.tasks[0].total is None:
+                progress.update(bar, total=airflow_runner.dag_task_count(env, dag_id))
+            progress.update(bar, completed=finished, description=task_id)
+
+        yield on_task
 
 
 def cmd_rebuild(args) -> None:
