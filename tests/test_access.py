@@ -12,7 +12,17 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from crm_warehouse import access, cli, extract_load, marts_publish, settings, simulator, transform, warehouse
+from crm_warehouse import (
+    access,
+    cli,
+    extract_load,
+    marts_audit,
+    marts_publish,
+    settings,
+    simulator,
+    transform,
+    warehouse,
+)
 from crm_warehouse.errors import WarehouseError
 from tests.conftest import fresh_databases, query, scalar
 
@@ -266,3 +276,17 @@ def test_an_owner_without_superuser_is_told_the_grant_it_needs_then_works(embedd
     finally:
         query(admin, "drop database if exists plain_wh with (force)")
         query(admin, "drop role if exists plain_owner")
+
+
+def test_the_marts_audit_blocks_personal_data_in_clear(built):
+    transform.build_marts_shadow()
+    assert marts_audit.audit().passed
+    email, customer = query(built, "select p.email, m.customer_id from marts_shadow.mart_customer_contacts m "
+                                   "join pii.pii_customer_contacts p using (customer_id) where p.email is not null "
+                                   "order by 2 limit 1")[0]
+    query(built, "update marts_shadow.mart_customer_contacts set email_masked = %s where customer_id = %s",
+          (email, customer))
+    result = marts_audit.audit()
+    failure = next(f for f in result.failures if f.startswith("mart_customer_contacts"))
+    assert not result.passed and "masked or pseudonymised" in failure and str(customer) in failure
+    assert email not in " ".join(result.failures)
