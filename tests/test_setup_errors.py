@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from crm_warehouse import cli, embedded_postgres, extract_load
+from crm_warehouse import cli, embedded_postgres, extract_load, settings
 from crm_warehouse.errors import WarehouseError
 from tests.conftest import query
 
@@ -74,3 +74,10 @@ def test_missing_source_table(embedded):
             extract_load.load_object("teams", "missing-table-run")
     finally:
         query(embedded.source, "alter table if exists crm.teams_gone rename to teams")
+
+
+def test_init_warns_when_airflow_shares_the_warehouse_login(embedded):
+    assert cli.shared_airflow_login(embedded) is None  # the embedded server gives Airflow crm_airflow
+    shared = settings.Connections(warehouse="postgresql://owner:${PASSWORD}@db:5432/warehouse", source="postgresql://db/crm",
+                                  airflow_metadata="postgresql://owner:${PASSWORD}@db:5432/airflow")
+    assert "own" in cli.shared_airflow_login(shared) and "owner" in cli.shared_airflow_login(shared)

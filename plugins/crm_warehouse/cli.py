@@ -112,6 +112,20 @@ def cmd_init(args, quiet: bool = False) -> None:
     if not quiet:
         print(f"Warehouse ready on the {where}: {warehouse.safe_dsn(conns.warehouse)}")
         _print_logins()
+    if warning := shared_airflow_login(conns):
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def shared_airflow_login(conns: settings.Connections) -> str | None:
+    """Airflow's metadata database should have its own owner, with no access to the warehouse."""
+    from urllib.parse import urlsplit
+
+    user = urlsplit(conns.warehouse).username
+    if urlsplit(conns.airflow_metadata).username != user:
+        return None
+    return (f"Airflow's metadata database is reached with the warehouse's login ({user}); give it a login of "
+            f"its own that owns only that database (AIRFLOW_METADATA_DSN), as the embedded server and "
+            f"docker-compose do.")
 
 
 def _print_logins() -> None:
