@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import integrate, special, stats
+from scipy import integrate, optimize, special, stats
 
 from crm_warehouse.predictive import bgnbd, clv, gamma_gamma
 
@@ -161,3 +161,23 @@ def test_discounted_clv_is_purchases_times_value_discounted_monthly(bg, gg):
     discounted = clv.discounted_clv(bg, gg, x, t_x, T, zbar, time_unit_days=7)[0]
     assert undiscounted / 1.10 < discounted < undiscounted
     assert clv.monthly_discount_rate(0.10) == pytest.approx(0.007974, abs=1e-6)
+
+
+@pytest.mark.parametrize("params", [[0.243, 4.414, 0.793, 2.426], [1.3, 40.0, 0.2, 7.5], [0.05, 0.7, 3.0, 0.6]])
+def test_bgnbd_gradient_is_exact(cdnow, params):
+    def loglik(p):
+        return bgnbd.log_likelihood(p, cdnow["x"], cdnow["t_x"], cdnow["T"]).sum()
+
+    analytic = bgnbd.log_likelihood_gradient(np.array(params), cdnow["x"], cdnow["t_x"], cdnow["T"])
+    numeric = optimize.approx_fprime(np.array(params), loglik, 1e-7 * np.array(params))
+    assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-3)
+
+
+@pytest.mark.parametrize("params", [[6.25, 3.74, 15.44], [0.8, 12.0, 300.0]])
+def test_gamma_gamma_gradient_is_exact(cdnow, params):
+    repeat = cdnow["x"] > 0
+    x, zbar = cdnow["x"][repeat], cdnow["zbar"][repeat]
+    analytic = gamma_gamma.log_likelihood_gradient(np.array(params), x, zbar)
+    numeric = optimize.approx_fprime(np.array(params), lambda p: gamma_gamma.log_likelihood(p, x, zbar).sum(),
+                                     1e-7 * np.array(params))
+    assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-3)

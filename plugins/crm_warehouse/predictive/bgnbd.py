@@ -39,11 +39,35 @@ def log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.nda
     return common + np.logaddexp(alive, dropped)
 
 
+def log_likelihood_gradient(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """d sum(log_likelihood) / d (r, alpha, a, b).
+
+    Each customer's term is common + log(exp(alive) + exp(dropped)); the two branches' derivatives are
+    weighted by their shares of that sum (the dropped branch's share is 0 without repeat purchases).
+    """
+    r, alpha, a, b = params
+    alive = -(r + x) * np.log(alpha + T)
+    repeat = x > 0
+    dropped = np.full_like(alive, -np.inf)
+    xr = x[repeat]
+    dropped[repeat] = np.log(a) - np.log(b + xr - 1) - (r + xr) * np.log(alpha + t_x[repeat])
+    w_dropped = special.expit(dropped - alive)  # exp(dropped) / (exp(alive) + exp(dropped))
+    w_alive = 1 - w_dropped
+    d_r = (special.digamma(r + x) - special.digamma(r) + np.log(alpha)
+           - w_alive * np.log(alpha + T) - w_dropped * np.log(alpha + np.where(repeat, t_x, T)))
+    d_alpha = r / alpha - (r + x) * (w_alive / (alpha + T) + w_dropped / (alpha + np.where(repeat, t_x, T)))
+    d_a = special.digamma(a + b) - special.digamma(a + b + x) + w_dropped / a
+    d_b = (special.digamma(b + x) - special.digamma(a + b + x) - special.digamma(b) + special.digamma(a + b)
+           - w_dropped / np.where(repeat, b + x - 1, 1.0))
+    return np.array([d_r.sum(), d_alpha.sum(), d_a.sum(), d_b.sum()])
+
+
 def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> BgNbdParams:
     """Maximum-likelihood estimates of (r, alpha, a, b), optimised over their logarithms."""
     x, t_x, age = as_arrays(frequency, recency, T)
     alpha0 = max(float(np.mean(age)), 1e-3)
-    params, ll = fit_log_params(lambda p: log_likelihood(p, x, t_x, age), np.array([1.0, alpha0, 1.0, 1.0]))
+    params, ll = fit_log_params(lambda p: log_likelihood(p, x, t_x, age), np.array([1.0, alpha0, 1.0, 1.0]),
+                                gradient=lambda p: log_likelihood_gradient(p, x, t_x, age))
     return BgNbdParams(*params.tolist(), log_likelihood=ll, n_customers=len(x))
 
 

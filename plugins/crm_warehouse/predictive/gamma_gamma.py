@@ -37,6 +37,18 @@ def log_likelihood(params: np.ndarray, x: np.ndarray, zbar: np.ndarray) -> np.nd
             + px * np.log(x) + (px - 1) * np.log(zbar) - (px + q) * np.log(gamma + x * zbar))
 
 
+def log_likelihood_gradient(params: np.ndarray, x: np.ndarray, zbar: np.ndarray) -> np.ndarray:
+    """d sum(log_likelihood) / d (p, q, gamma)."""
+    p, q, gamma = params
+    px = p * x
+    log_spent = np.log(gamma + x * zbar)
+    common = special.digamma(px + q)
+    d_p = x * (common - special.digamma(px) + np.log(x) + np.log(zbar) - log_spent)
+    d_q = common - special.digamma(q) + np.log(gamma) - log_spent
+    d_gamma = q / gamma - (px + q) / (gamma + x * zbar)
+    return np.array([d_p.sum(), d_q.sum(), d_gamma.sum()])
+
+
 def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> GammaGammaParams:
     """ML estimates of (p, q, gamma) from repeat buyers with a positive average order value."""
     x, zbar = as_arrays(frequency, monetary_value)
@@ -45,7 +57,8 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike) -> GammaGam
     if len(x) < 3:
         raise ValueError(f"the Gamma-Gamma model needs repeat buyers with positive spend; got {len(x)}")
     start = np.array([1.0, 2.0, float(np.mean(zbar))])
-    params, ll = fit_log_params(lambda prm: log_likelihood(prm, x, zbar), start)
+    params, ll = fit_log_params(lambda prm: log_likelihood(prm, x, zbar), start,
+                                gradient=lambda prm: log_likelihood_gradient(prm, x, zbar))
     return GammaGammaParams(*params.tolist(), log_likelihood=ll, n_customers=len(x))
 
 
