@@ -8,6 +8,8 @@ Tests build on each other in order.
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -144,6 +146,20 @@ def test_gx_validated_each_batch_and_data_docs_render(gates):
     assert cli.main(["quality-docs"]) == 0
     html = open(page, encoding="utf-8").read()
     assert "in_set(currency)" in html and "reference(customer_id)" in html
+
+
+def test_data_docs_render_only_the_results_without_a_page(gates):
+    from crm_warehouse import gx_docs
+
+    gx_docs.build()
+    keys = gx_docs._file_context().validation_results_store.list_keys()
+    pages = [gx_docs._page_path(key) for key in keys]
+    assert len(keys) >= 2 and all(page.exists() for page in pages)
+    pages[0].unlink()
+    an_hour_ago = time.time() - 3600  # a page already rendered keeps it (pages older than 30 days are pruned)
+    os.utime(pages[1], (an_hour_ago, an_hour_ago))
+    gx_docs.build()
+    assert pages[0].exists() and pages[1].stat().st_mtime == an_hour_ago
 
 
 def test_too_many_failing_rows_hold_the_batch_until_it_is_released(gates, capsys):
