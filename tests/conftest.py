@@ -11,7 +11,7 @@ import pytest
 from crm_warehouse import embedded_postgres, settings
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -23,7 +23,7 @@ def embedded(tmp_path_factory):
     data = tmp_path_factory.mktemp("crmwh-data")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CRMWH_DATA_DIR", str(data))
-        mp.setenv("CRMWH_PG_PORT", str(_free_port()))
+        mp.setenv("CRMWH_PG_PORT", str(free_port()))
         for name in ("WAREHOUSE_DSN", "CRM_SOURCE_DSN", "AIRFLOW_METADATA_DSN"):
             mp.delenv(name, raising=False)
         conns = settings.connections()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from crm_warehouse import airflow_runner, settings
+from tests import browser
 
 # Airflow's own view, read by its SimpleAuthManager with the environment the project gives Airflow
 AIRFLOW_VIEW = """
@@ -75,40 +72,12 @@ def test_airflow_reads_the_file_with_all_admins_off(data_dir):
                     "users": [["admin", "admin"]], "all_admins": False}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen, log_path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"airflow api-server exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"airflow api-server not healthy after {timeout:.0f}s:\n{log_path.read_text()[-3000:]}")
-
-
 def test_api_server_refuses_anonymous_requests_and_accepts_the_generated_password(embedded, data_dir):
     airflow_runner.ensure_admin_login(echo=lambda line: None)
     password = json.loads(airflow_runner.passwords_file().read_text())["admin"]
-    port = free_port()
     env = {**airflow_runner.airflow_env(embedded), "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16)}
     airflow_runner.migrate_metadata(env)
-    log_path = data_dir / "api-server.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen([airflow_runner.airflow_executable(), "api-server", "--host", "127.0.0.1",
-                                    "--port", str(port), "--workers", "1"], env=env,
-                                   stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process, log_path)
+    with browser.api_server(env, data_dir / "api-server.log") as base:
         assert httpx.get(f"{base}/api/v2/dags", timeout=10).status_code in (401, 403)
         # the token for anyone that simple_auth_manager_all_admins would hand out
         assert httpx.get(f"{base}/auth/token", timeout=10).status_code == 403
@@ -119,10 +88,3 @@ def test_api_server_refuses_anonymous_requests_and_accepts_the_generated_passwor
         token = login.json()["access_token"]
         dags = httpx.get(f"{base}/api/v2/dags", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert dags.status_code == 200, dags.text
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -21,16 +20,10 @@ from datetime import UTC, datetime
 import pytest
 
 from crm_warehouse import airflow_runner, objects, settings, simulator, warehouse
-from tests.conftest import fresh_databases, query, scalar
+from tests.conftest import free_port, fresh_databases, query, scalar
 
 SIMULATED_END = datetime(2026, 6, 30, tzinfo=UTC)  # the simulator's default end of history
 INTERVAL_ENDS = [datetime(2026, 6, 29, 23, tzinfo=UTC), SIMULATED_END]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition, timeout: float, what: str, log_path) -> None:

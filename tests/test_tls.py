@@ -7,7 +7,6 @@ machine's own PostgreSQL binaries (CRMWH_PG_BIN), e.g. Debian's /usr/lib/postgre
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,14 +18,9 @@ import sqlalchemy
 
 from crm_warehouse import airflow_runner, embedded_postgres, settings, transform, warehouse
 from crm_warehouse.errors import WarehouseError
+from tests.conftest import free_port
 
 SSL_STATE = "select ssl, version from pg_stat_ssl where pid = pg_backend_pid()"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def with_query(dsn: str, query: str) -> str:
