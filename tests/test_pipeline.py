@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import secrets
 import threading
 from datetime import timedelta
 
@@ -20,12 +22,14 @@ from crm_warehouse import (
     marts_audit,
     marts_publish,
     objects,
+    settings,
     simulator,
     status,
     transform,
 )
 from crm_warehouse.errors import WarehouseError
-from tests.conftest import query, scalar
+from tests import browser
+from tests.conftest import free_port, query, scalar
 
 SCALE = 0.02
 
@@ -103,6 +107,78 @@ def test_the_demo_summary_tells_how_to_query_the_marts_as_the_analyst(embedded, 
     password = open(password_file).read().strip()
     rows = query(f"postgresql://crm_analyst:{password}@{server}", "select count(*) from marts.mart_customer_ltv")
     assert rows[0][0] > 0
+
+
+def test_the_airflow_ui_asks_for_a_login_and_shows_both_dags_with_a_successful_run(embedded, pipeline):
+    """Headless Chromium against the real api-server: the login form, then both DAGs under the UI's own
+    'last run: success' filter, and the Browse menu's link to the dbt docs (plugins/crm_warehouse_ui.py)."""
+    airflow_runner.ensure_admin_login(echo=lambda line: None)
+    password = json.loads(airflow_runner.passwords_file().read_text())["admin"]
+    env = {**pipeline, "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16)}
+    shots = browser.screenshots_dir()
+    with browser.api_server(env, shots / "api-server.log") as base, browser.chromium() as driver:
+        driver.get(f"{base}/dags?last_dag_run_state=success")
+        browser.wait_for(driver, lambda d: d.find_element("name", "password"), what="the login form")
+        assert "/auth/login" in driver.current_url
+        driver.find_element("name", "username").send_keys("admin")
+        driver.find_element("name", "password").send_keys(password)
+        driver.find_element("css selector", "button[type=submit]").click()
+        page = browser.wait_for(driver, lambda d: _text_with(d, "crm_ingest", "crm_transform"),
+                                what="both DAGs under 'last run: success'")
+        assert "2 Dags" in page and "Success" in page
+        driver.save_screenshot(str(shots / "airflow-dags.png"))
+
+        next(b for b in driver.find_elements("css selector", "button") if b.text.strip() == "Browse").click()
+        link = browser.wait_for(driver, lambda d: [a for a in d.find_elements("css selector", "[role=menu] a")
+                                                   if a.text == "dbt docs"], what="the Browse menu")[0]
+        assert link.get_attribute("href").rstrip("/") == settings.dbt_docs_url().rstrip("/")
+
+        driver.get(f"{base}/dags/crm_transform")
+        browser.wait_for(driver, lambda d: _text_with(d, "dbt_build_marts_shadow"), what="the crm_transform tasks")
+        driver.save_screenshot(str(shots / "airflow-crm-transform.png"))
+
+
+def test_the_dbt_docs_show_the_lineage_of_mart_customer_ltv_from_its_sources(pipeline):
+    """The site the transform's `dbt docs generate` wrote, served by `dbt docs serve`, in Chromium: the lineage
+    graph of +mart_customer_ltv+ holds every source the manifest says it is built from."""
+    docs = transform.docs_target()
+    manifest = json.loads((docs / "manifest.json").read_text())
+    model = "model.crm_warehouse.mart_customer_ltv"
+    upstream, todo = set(), [model]
+    while todo:
+        for parent in manifest["parent_map"][todo.pop()]:
+            if parent not in upstream:
+                upstream.add(parent)
+                todo.append(parent)
+    sources = {node for node in upstream if node.startswith("source.")}
+    assert "source.crm_warehouse.crm.orders" in sources
+
+    port = free_port()
+    command = [transform.dbt_executable(), "docs", "serve", "--port", str(port), "--no-browser",
+               "--target-path", str(docs), "--project-dir", str(transform.project_dir()),
+               "--profiles-dir", str(transform.project_dir())]
+    env = {**os.environ, **transform.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    shots = browser.screenshots_dir()
+    with browser.background(command, env, shots / "dbt-docs.log", f"http://127.0.0.1:{port}/"), \
+            browser.chromium() as driver:
+        driver.get(f"http://127.0.0.1:{port}/#!/model/{model}?g_v=1&g_i=%2Bmart_customer_ltv%2B")
+        graph = browser.wait_for(driver, lambda d: d.execute_script(GRAPH_NODES), what="the lineage graph")
+        assert model in graph and sources <= set(graph), sources - set(graph)
+        assert "model.crm_warehouse.mart_funnel_conversion" not in graph  # not a relative of the LTV mart
+        driver.save_screenshot(str(shots / "dbt-docs-lineage.png"))
+
+
+# the unique ids of the nodes the dbt docs' lineage graph shows (its angular service holds the elements)
+GRAPH_NODES = """
+    var elements = angular.element(document.body).injector().get('graph').graph.elements || [];
+    return elements.filter(function (e) { return e.data && e.data.unique_id; })
+                   .map(function (e) { return e.data.unique_id; });
+"""
+
+
+def _text_with(driver, *words: str) -> str | None:
+    text = driver.find_element("tag name", "body").text
+    return text if all(word in text for word in words) else None
 
 
 def test_every_model_and_every_built_column_is_documented(pipeline):

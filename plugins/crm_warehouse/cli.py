@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     command("stop", cmd_stop, "Stop the embedded PostgreSQL.")
     docs = command("docs", cmd_docs, "Generate the dbt docs site and serve it.")
-    docs.add_argument("--port", type=int, default=8081)
+    docs.add_argument("--port", type=int, default=settings.DEFAULT_DBT_DOCS_PORT)
     docs.add_argument("--no-serve", action="store_true")
     airflow = command("airflow", cmd_airflow, "Start the Airflow UI (airflow standalone) with the project's DAGs.")
     airflow.add_argument("--port", type=int, default=8080)

@@ -108,6 +108,15 @@ def gx_dir() -> Path:
     return data_dir() / "gx"
 
 
+DEFAULT_DBT_DOCS_PORT = 8081
+
+
+def dbt_docs_url() -> str:
+    """CRMWH_DBT_DOCS_URL: where the dbt docs site is served (`make docs` serves it on port 8081); the
+    Airflow UI's navigation links to it."""
+    return os.environ.get("CRMWH_DBT_DOCS_URL", f"http://127.0.0.1:{DEFAULT_DBT_DOCS_PORT}")
+
+
 def source_max_staleness_hours() -> float | None:
     """CRMWH_SOURCE_MAX_STALENESS_HOURS: hold every batch when the source's newest change is older."""
     value = os.environ.get("CRMWH_SOURCE_MAX_STALENESS_HOURS")
