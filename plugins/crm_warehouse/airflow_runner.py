@@ -129,6 +129,29 @@ def migrate_metadata(env: dict[str, str] | None = None) -> None:
                              + _last_error(result.stdout + result.stderr))
 
 
+def seed_connections_and_variables(env: dict[str, str], conns: settings.Connections) -> list[str]:
+    """Create the Airflow connections crm_warehouse and crm_source and a variable per settings.TUNABLES where
+    missing; what an engineer changed in the UI since is kept. Returns Airflow's report, a line per item."""
+    import tempfile
+
+    variables = {name: {"value": default or "", "description": meaning}
+                 for name, (default, meaning) in settings.TUNABLES.items()}
+    connections = {settings.WAREHOUSE_CONNECTION: conns.warehouse, settings.SOURCE_CONNECTION: conns.source}
+    report = []
+    with tempfile.TemporaryDirectory() as tmp:  # mode 0700: the connections file holds passwords
+        for kind, content, extra in (("connections", connections, []),
+                                     ("variables", variables, ["--action-on-existing-key", "skip"])):
+            path = Path(tmp) / f"{kind}.json"
+            _write_private(path, json.dumps(content))
+            result = subprocess.run([airflow_executable(), kind, "import", str(path), *extra], env=env,
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise WarehouseError(f"Airflow could not import the project's {kind}: "
+                                     + _last_error(result.stdout + result.stderr))
+            report += [line for line in result.stdout.splitlines() if line.strip()]
+    return report
+
+
 def dags_test(dag_id: str, *, echo=print, env: dict[str, str] | None = None, on_task=None) -> Path:
     """Run one DAG in-process with `airflow dags test`; the full log goes to .data/logs/.
 

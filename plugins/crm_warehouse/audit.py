@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from crm_warehouse import settings
 from crm_warehouse.errors import WarehouseError
 
 ACTIONS = ("load", "tombstones", "release", "replay", "publish", "rollback", "role_change")
@@ -65,7 +66,7 @@ def record(conn: psycopg.Connection, action: str, *, object_name: str | None = N
 
 
 def retention_months() -> int:
-    raw = os.environ.get("CRMWH_AUDIT_RETENTION_MONTHS", str(MIN_RETENTION_MONTHS))
+    raw = settings.tunable("CRMWH_AUDIT_RETENTION_MONTHS")
     try:
         months = int(raw)
     except ValueError:

@@ -293,8 +293,19 @@ def cmd_airflow(args) -> None:
     from crm_warehouse import airflow_runner
 
     cmd_init(args)
-    env = airflow_runner.airflow_env()
+    conns = settings.connections()
+    env = airflow_runner.airflow_env(conns)
     env["AIRFLOW__API__PORT"] = str(args.port)
+    airflow_runner.migrate_metadata(env)
+    airflow_runner.seed_connections_and_variables(env, conns)
+    print(f"Airflow connections {settings.WAREHOUSE_CONNECTION} and {settings.SOURCE_CONNECTION} and the variables "
+          f"{', '.join(settings.TUNABLES)} are set (Admin > Connections, Admin > Variables); what was changed "
+          "there before is kept.")
+    # tasks take the warehouse and the source from those connections (Admin > Connections), unless this
+    # shell names them itself
+    for name in ("WAREHOUSE_DSN", "CRM_SOURCE_DSN"):
+        if name not in os.environ:
+            env.pop(name, None)
     airflow_runner.ensure_admin_login()
     print(f"Starting Airflow on http://127.0.0.1:{args.port}. Ctrl-C stops it.")
     sys.stdout.flush()  # execve replaces this process: unflushed output (the password) would be lost

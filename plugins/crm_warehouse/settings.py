@@ -108,6 +108,34 @@ def gx_dir() -> Path:
     return data_dir() / "gx"
 
 
+# The run-time settings an engineer tunes, with their defaults (None: off). Each is read from the environment,
+# else, inside an Airflow task, from the Airflow variable of the same name: `make airflow` creates those
+# variables with these defaults, so they can be changed in the UI (Admin > Variables) between runs.
+TUNABLES: dict[str, tuple[str | None, str]] = {
+    "CRMWH_EXTRACT_LOOKBACK_MINUTES": ("10", "Each extract re-reads this many minutes behind its watermark, for "
+                                             "rows committed late; re-read rows are dropped as duplicates."),
+    "CRMWH_DELETE_RECONCILE_HOURS": ("24", "Reconcile an object's keys with the source (hard-delete detection) "
+                                           "when its last reconciliation is older than this; 0 = every run, "
+                                           "off = never."),
+    "CRMWH_DELETE_MAX_SHARE": ("0.5", "Key reconciliation refuses to tombstone more than this share of an "
+                                      "object's live keys."),
+    "CRMWH_SOURCE_MAX_STALENESS_HOURS": (None, "Hold every batch when the source's newest change is older than "
+                                               "this many hours; empty = no check."),
+    "CRMWH_AUDIT_RETENTION_MONTHS": ("13", "Months of ops.audit_log kept (at least 13)."),
+}
+
+
+def tunable(name: str) -> str | None:
+    """A TUNABLES setting: its environment variable, else (inside an Airflow task) its Airflow variable, else
+    its default. An empty value means unset."""
+    value = os.environ.get(name)
+    if value is None and "AIRFLOW_CTX_DAG_ID" in os.environ:  # set by Airflow's task runner
+        from airflow.sdk import Variable
+
+        value = Variable.get(name, default=None)
+    return value.strip() if value and value.strip() else TUNABLES[name][0]
+
+
 DEFAULT_DBT_DOCS_PORT = 8081
 
 
@@ -119,20 +147,20 @@ def dbt_docs_url() -> str:
 
 def source_max_staleness_hours() -> float | None:
     """CRMWH_SOURCE_MAX_STALENESS_HOURS: hold every batch when the source's newest change is older."""
-    value = os.environ.get("CRMWH_SOURCE_MAX_STALENESS_HOURS")
+    value = tunable("CRMWH_SOURCE_MAX_STALENESS_HOURS")
     return float(value) if value else None
 
 
 def extract_lookback_minutes() -> float:
     """CRMWH_EXTRACT_LOOKBACK_MINUTES (default 10): each extract re-reads this far behind the watermark,
     so rows committed late with an older updated_at are not missed; re-reads are dropped as duplicates."""
-    return float(os.environ.get("CRMWH_EXTRACT_LOOKBACK_MINUTES", "10"))
+    return float(tunable("CRMWH_EXTRACT_LOOKBACK_MINUTES"))
 
 
 def delete_reconcile_hours() -> float | None:
     """CRMWH_DELETE_RECONCILE_HOURS (default 24): reconcile an object's keys with the source (hard-delete
     detection) when its last reconciliation is older than this; 0 = every run, `off` = never."""
-    value = os.environ.get("CRMWH_DELETE_RECONCILE_HOURS", "24").strip()
+    value = tunable("CRMWH_DELETE_RECONCILE_HOURS")
     if value.lower() == "off":
         return None
     hours = _number("CRMWH_DELETE_RECONCILE_HOURS", value, "a number of hours (0 = every run) or 'off'")
@@ -144,7 +172,7 @@ def delete_reconcile_hours() -> float | None:
 def delete_max_share() -> float:
     """CRMWH_DELETE_MAX_SHARE (default 0.5): key reconciliation refuses to tombstone more than this share
     of an object's live keys (a truncated or mis-pointed source must not delete the warehouse)."""
-    value = os.environ.get("CRMWH_DELETE_MAX_SHARE", "0.5").strip()
+    value = tunable("CRMWH_DELETE_MAX_SHARE")
     share = _number("CRMWH_DELETE_MAX_SHARE", value, "a share between 0 and 1")
     if not 0 <= share <= 1:
         raise WarehouseError(f"CRMWH_DELETE_MAX_SHARE must be a share between 0 and 1, not {value!r}.")
