@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -95,8 +97,9 @@ def pipeline_wall(base_dsn: str, scale: float, seed: int = 42) -> dict:
             "seconds": {"extract": float(extract), "load_gate": float(gate), "raw_publish": float(publish), **stages}}
 
 
-def timed_transform(run_id: str) -> dict[str, float]:
-    """The crm_transform DAG's steps in order, as its tasks run them: seconds per step."""
+def timed_transform(run_id: str, slowest: dict | None = None) -> dict[str, float]:
+    """The crm_transform DAG's steps in order, as its tasks run them: seconds per step. With `slowest`, each dbt
+    step's elapsed time and slowest nodes go into it (run_results.json is overwritten by the next build)."""
     from crm_warehouse import transform
 
     audit, seconds = {}, {}
@@ -107,7 +110,17 @@ def timed_transform(run_id: str) -> dict[str, float]:
         started = time.perf_counter()
         step()
         seconds[name] = round(time.perf_counter() - started, 2)
+        if slowest is not None and name.startswith("dbt_"):
+            slowest[name] = dbt_node_times(transform.project_dir() / "target" / "run_results.json")
     return seconds
+
+
+def dbt_node_times(run_results: Path, top: int = 8) -> dict:
+    """dbt's own elapsed time of a build, its node count and its slowest nodes (seconds)."""
+    results = json.loads(run_results.read_text())
+    nodes = sorted(results["results"], key=lambda r: -r["execution_time"])
+    return {"elapsed_seconds": round(results["elapsed_time"], 2), "nodes": len(nodes),
+            "slowest": {r["unique_id"].split(".", 2)[-1]: round(r["execution_time"], 2) for r in nodes[:top]}}
 
 
 def scaling(base_dsn: str, scales: list[float], measured: dict[float, dict]) -> dict:

@@ -171,19 +171,29 @@ def _load_all(run_id: str) -> float:
 
 
 def bench_incremental(source_dsn: str, warehouse_dsn: str, full_wall: float) -> dict:
-    """One simulated day loaded and transformed, then a run with nothing new, against the full run."""
-    source_rows = simulator.advance(source_dsn, days=1, quiet=True)
-    day = {"load_wall_seconds": round(_load_all("bench-day"), 2), **_load_stages(warehouse_dsn, "bench-day")}
-    day["transform"] = bench_transform("bench-day")
-    day["source_rows_changed"] = sum(source_rows.values())
-    day["wall_seconds"] = round(day["load_wall_seconds"] + day["transform"]["total_seconds"], 2)
+    """One simulated day loaded and transformed, then a run with nothing new, against the full run; then a second
+    day. The first day follows the initial load (much of the warehouse is not in memory yet: its time moves with
+    the machine's page cache); the second is a day like every later one."""
+    day = _one_day(source_dsn, warehouse_dsn, "bench-day")
     nothing = {"load_wall_seconds": round(_load_all("bench-nothing"), 2),
                **_load_stages(warehouse_dsn, "bench-nothing")}
     nothing["wall_seconds"] = nothing["load_wall_seconds"]  # no raw asset event: crm_transform does not run
+    second = _one_day(source_dsn, warehouse_dsn, "bench-day-2")
     return {"full_run_wall_seconds": full_wall,
             "one_day": {**day, "share_of_full_run": round(day["wall_seconds"] / full_wall, 3), "target_share": 0.10},
             "nothing_new": {**nothing, "share_of_full_run": round(nothing["wall_seconds"] / full_wall, 3),
-                            "target_share": 0.05}}
+                            "target_share": 0.05},
+            "second_day": {**second, "share_of_full_run": round(second["wall_seconds"] / full_wall, 3),
+                           "target_share": 0.10}}
+
+
+def _one_day(source_dsn: str, warehouse_dsn: str, run_id: str) -> dict:
+    source_rows = simulator.advance(source_dsn, days=1, quiet=True)
+    day = {"load_wall_seconds": round(_load_all(run_id), 2), **_load_stages(warehouse_dsn, run_id)}
+    day["transform"] = bench_transform(run_id)
+    day["source_rows_changed"] = sum(source_rows.values())
+    day["wall_seconds"] = round(day["load_wall_seconds"] + day["transform"]["total_seconds"], 2)
+    return day
 
 
 def _load_stages(warehouse_dsn: str, run_id: str) -> dict:
@@ -197,8 +207,9 @@ def _load_stages(warehouse_dsn: str, run_id: str) -> dict:
 
 
 def bench_transform(run_id: str) -> dict:
-    steps = end_to_end.timed_transform(run_id)
-    return {"seconds": steps, "total_seconds": round(sum(steps.values()), 2)}
+    dbt: dict = {}
+    steps = end_to_end.timed_transform(run_id, dbt)
+    return {"seconds": steps, "total_seconds": round(sum(steps.values()), 2), "dbt": dbt}
 
 
 def validation_share(gate: dict, transform: dict) -> dict:
@@ -284,6 +295,12 @@ def _markdown(r: dict) -> str:
             ("nothing new (load; transform not triggered)", f"{nothing['rows_extracted']:,}",
              f"{nothing['wall_seconds']} s", f"{nothing['share_of_full_run']} of the full run (target ≤ 0.05)"),
         ]
+        if "second_day" in r["incremental"]:
+            second = r["incremental"]["second_day"]
+            rows.append(("a second day (load + transform)", f"{second['rows_extracted']:,}",
+                         f"{second['wall_seconds']} s: load {second['load_wall_seconds']} s; "
+                         + ", ".join(f"{k} {v} s" for k, v in second["transform"]["seconds"].items()),
+                         f"{second['share_of_full_run']} of the full run"))
     rows += _end_to_end_rows(r)
     lines = ["| scenario | rows | measured | vs target |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]

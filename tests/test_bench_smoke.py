@@ -21,6 +21,10 @@ def test_quick_benchmark_writes_its_results(embedded):
     assert len(figures["queries"]["queries"]) == 10
     assert set(figures["transform"]["seconds"]) == {"dbt_core", "predictive", "dbt_marts_shadow", "marts_audit",
                                                     "marts_publish"}
+    for step in ("dbt_core", "dbt_marts_shadow"):  # dbt's own time and slowest nodes of each build
+        dbt = figures["transform"]["dbt"][step]
+        assert 0 < dbt["elapsed_seconds"] < figures["transform"]["seconds"][step] and dbt["nodes"] > 8
+        assert len(dbt["slowest"]) == 8
     assert 0 < figures["validation"]["share_of_pipeline_wall_time"] < 1
     other = figures["raw_load"]["other_tools"]
     assert other["pandas"]["rows"] == other["dlt"]["rows"] == other["project"]["rows"] == other["copy_baseline"]["rows"]
