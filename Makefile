@@ -18,7 +18,7 @@ BROWSER_PACKAGES := chromium chromium-driver
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif ! command -v apt-get >/dev/null; then echo "No apt-get: install Chromium and chromedriver for the browser tests."; \
-	else SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); export DEBIAN_FRONTEND=noninteractive; \
+	else SUDO="$$([ "$$(id -u)" = 0 ] || echo sudo -n) env DEBIAN_FRONTEND=noninteractive"; \
 	  echo "Installing $(BROWSER_PACKAGES) for the browser tests"; \
 	  $$SUDO apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null \
 	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \

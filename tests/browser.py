@@ -95,8 +95,15 @@ def chromium():
     options.binary_location = browser
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium manager must never download anything
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    offline = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"  # selenium manager must never download anything
+    try:
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    finally:
+        if offline is None:
+            os.environ.pop("SE_OFFLINE")
+        else:
+            os.environ["SE_OFFLINE"] = offline
     driver.set_page_load_timeout(60)
     try:
         yield driver

@@ -35,9 +35,9 @@ def test_outside_airflow_no_connection_is_looked_up(monkeypatch):
 
 
 def test_make_airflow_seeds_connections_and_variables_and_tasks_read_them(embedded, tmp_path):
-    """`make airflow` creates the connections and the variables of settings.TUNABLES in Airflow's metadata
-    database, keeps what was edited since, and a task then works from them: a retention below the audit log's
-    minimum set as a variable stops crm_ingest's first task."""
+    """`make airflow` sets the connections to the project's DSNs at every start, creates the variables of
+    settings.TUNABLES once (a value edited since is kept), and a task then works from them: a retention below
+    the audit log's minimum set as a variable stops crm_ingest's first task."""
     source, wh = fresh_databases(embedded, "seed_crm", "seed_wh")
     conns = settings.Connections(warehouse=wh, source=source, airflow_metadata=embedded.airflow_metadata)
     env = airflow_runner.airflow_env(embedded)
@@ -56,8 +56,12 @@ def test_make_airflow_seeds_connections_and_variables_and_tasks_read_them(embedd
                                                     settings.TUNABLES.items()}
 
         airflow(env, "variables", "set", "CRMWH_AUDIT_RETENTION_MONTHS", "5")  # as an edit in the UI
-        airflow_runner.seed_connections_and_variables(env, conns)
+        moved = settings.Connections(warehouse=settings.with_database(wh, "seed_wh_moved"), source=source,
+                                     airflow_metadata=conns.airflow_metadata)  # e.g. another port, or TLS
+        airflow_runner.seed_connections_and_variables(env, moved)
         assert airflow_variables(env, tmp_path)["CRMWH_AUDIT_RETENTION_MONTHS"] == "5"
+        assert scalar(meta, "select schema from connection where conn_id = 'crm_warehouse'") == "seed_wh_moved"
+        airflow_runner.seed_connections_and_variables(env, conns)
 
         for name in ("WAREHOUSE_DSN", "CRM_SOURCE_DSN", "CRMWH_AUDIT_RETENTION_MONTHS"):
             env.pop(name, None)

@@ -125,8 +125,10 @@ def test_the_airflow_ui_asks_for_a_login_and_shows_both_dags_with_a_successful_r
         driver.find_element("css selector", "button[type=submit]").click()
         page = browser.wait_for(driver, lambda d: _text_with(d, "crm_ingest", "crm_transform"),
                                 what="both DAGs under 'last run: success'")
-        assert "2 Dags" in page and "Success" in page
+        assert "last_dag_run_state=success" in driver.current_url and "2 Dags" in page
         driver.save_screenshot(str(shots / "airflow-dags.png"))
+        driver.get(f"{base}/dags?last_dag_run_state=failed")  # the same filter does tell runs apart
+        browser.wait_for(driver, lambda d: _text_with(d, "No Dags found"), what="no DAG under 'last run: failed'")
 
         next(b for b in driver.find_elements("css selector", "button") if b.text.strip() == "Browse").click()
         link = browser.wait_for(driver, lambda d: [a for a in d.find_elements("css selector", "[role=menu] a")

@@ -130,8 +130,9 @@ def migrate_metadata(env: dict[str, str] | None = None) -> None:
 
 
 def seed_connections_and_variables(env: dict[str, str], conns: settings.Connections) -> list[str]:
-    """Create the Airflow connections crm_warehouse and crm_source and a variable per settings.TUNABLES where
-    missing; what an engineer changed in the UI since is kept. Returns Airflow's report, a line per item."""
+    """Set the Airflow connections crm_warehouse and crm_source to the project's DSNs (always: they follow
+    WAREHOUSE_DSN, CRMWH_PG_PORT, CRMWH_PG_SSL, ...) and create a variable per settings.TUNABLES where missing
+    (an engineer's value set in the UI is kept). Returns Airflow's report, a line per item."""
     import tempfile
 
     variables = {name: {"value": default or "", "description": meaning}
@@ -139,13 +140,13 @@ def seed_connections_and_variables(env: dict[str, str], conns: settings.Connecti
     connections = {settings.WAREHOUSE_CONNECTION: conns.warehouse, settings.SOURCE_CONNECTION: conns.source}
     report = []
     with tempfile.TemporaryDirectory() as tmp:  # mode 0700: the connections file holds passwords
-        for kind, content, extra in (("connections", connections, []),
+        for kind, content, extra in (("connections", connections, ["--overwrite"]),
                                      ("variables", variables, ["--action-on-existing-key", "skip"])):
             path = Path(tmp) / f"{kind}.json"
             _write_private(path, json.dumps(content))
             result = subprocess.run([airflow_executable(), kind, "import", str(path), *extra], env=env,
                                     capture_output=True, text=True)
-            if result.returncode != 0:
+            if result.returncode != 0 or "failed" in result.stdout:  # a failed variable still exits 0
                 raise WarehouseError(f"Airflow could not import the project's {kind}: "
                                      + _last_error(result.stdout + result.stderr))
             report += [line for line in result.stdout.splitlines() if line.strip()]

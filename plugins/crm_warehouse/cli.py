@@ -298,9 +298,9 @@ def cmd_airflow(args) -> None:
     env["AIRFLOW__API__PORT"] = str(args.port)
     airflow_runner.migrate_metadata(env)
     airflow_runner.seed_connections_and_variables(env, conns)
-    print(f"Airflow connections {settings.WAREHOUSE_CONNECTION} and {settings.SOURCE_CONNECTION} and the variables "
-          f"{', '.join(settings.TUNABLES)} are set (Admin > Connections, Admin > Variables); what was changed "
-          "there before is kept.")
+    print(f"Airflow connections {settings.WAREHOUSE_CONNECTION} and {settings.SOURCE_CONNECTION} (Admin > Connections) "
+          f"point at the warehouse and the source; variables {', '.join(settings.TUNABLES)} (Admin > Variables) "
+          "keep any value set there before.")
     # tasks take the warehouse and the source from those connections (Admin > Connections), unless this
     # shell names them itself
     for name in ("WAREHOUSE_DSN", "CRM_SOURCE_DSN"):

@@ -129,7 +129,7 @@ def tunable(name: str) -> str | None:
     """A TUNABLES setting: its environment variable, else (inside an Airflow task) its Airflow variable, else
     its default. An empty value means unset."""
     value = os.environ.get(name)
-    if value is None and "AIRFLOW_CTX_DAG_ID" in os.environ:  # set by Airflow's task runner
+    if not (value or "").strip() and "AIRFLOW_CTX_DAG_ID" in os.environ:  # set by Airflow's task runner
         from airflow.sdk import Variable
 
         value = Variable.get(name, default=None)

@@ -70,6 +70,8 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results
                            ).invoke(command)
     if results_path is not None and result.result is not None and hasattr(result.result, "write"):
         result.result.write(str(results_path))  # dbt's run_results.json, also after a failure
+    if result.exception is not None and not isinstance(result.exception, Exception):
+        raise result.exception  # Ctrl-C, SystemExit, Airflow's kill: not a failed build
     if not result.success:
         reason = failures or [str(result.exception or "see the dbt output above")]
         raise WarehouseError(f"dbt {args[0]} failed: " + " | ".join(reason[-8:]))
@@ -144,7 +146,11 @@ def _parsed_manifest(dbt_vars: str):
     key = build_scope.project_fingerprint(project_dir(), json.loads(dbt_vars)) + json.dumps(dbt_env(), sort_keys=True)
     if key not in _PARSED:
         _PARSED.clear()
-        _PARSED[key] = run_dbt("parse", "--vars", dbt_vars)
+        manifest = run_dbt("parse", "--vars", dbt_vars)
+        # a build marks ephemeral models' CTEs as injected in the manifest it was given: no reuse then
+        if any(node.config.materialized == "ephemeral" for node in manifest.nodes.values()):
+            return manifest
+        _PARSED[key] = manifest
     return _PARSED[key]
 
 
