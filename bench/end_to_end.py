@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from contextlib import contextmanager
@@ -71,16 +70,8 @@ def _rss(processes: list[psutil.Process]) -> int:
 @contextmanager
 def pointed_at(warehouse_dsn: str, source_dsn: str):
     """The package's settings (and dbt, through them) use these databases inside the block."""
-    saved = {k: os.environ.get(k) for k in ("WAREHOUSE_DSN", "CRM_SOURCE_DSN")}
-    os.environ["WAREHOUSE_DSN"], os.environ["CRM_SOURCE_DSN"] = warehouse_dsn, source_dsn
-    try:
+    with settings.environment({"WAREHOUSE_DSN": warehouse_dsn, "CRM_SOURCE_DSN": source_dsn}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def pipeline_wall(base_dsn: str, scale: float, seed: int = 42) -> dict:

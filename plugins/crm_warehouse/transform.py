@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -65,7 +64,7 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results
                "--project-dir", str(project_dir()), "--profiles-dir", str(project_dir())]
     log.info("Running: dbt %s", " ".join(args))
     failures: list[str] = []
-    with _environment({**dbt_env(warehouse_dsn), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
+    with settings.environment({**dbt_env(warehouse_dsn), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
         result = dbtRunner(manifest=manifest, callbacks=[lambda event: _log_dbt_event(event, failures)]
                            ).invoke(command)
     if results_path is not None and result.result is not None and hasattr(result.result, "write"):
@@ -86,20 +85,6 @@ def _log_dbt_event(event, failures: list[str]) -> None:
             log.info("dbt: %s", line)
     if level == "error" or (level == "warn" and "FAIL" in str(event.info.msg)):
         failures.append(str(event.info.msg).strip())
-
-
-@contextmanager
-def _environment(values: dict[str, str]):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # the marts and the one intermediate model built with their as-of date (the customer marts' revenue orders)
