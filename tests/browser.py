@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crm_warehouse import airflow_runner
+from crm_warehouse import airflow_runner, settings
 from tests.conftest import free_port
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -95,15 +95,8 @@ def chromium():
     options.binary_location = browser
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    offline = os.environ.get("SE_OFFLINE")
-    os.environ["SE_OFFLINE"] = "true"  # selenium manager must never download anything
-    try:
+    with settings.environment({"SE_OFFLINE": "true"}):  # selenium manager must never download anything
         driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    finally:
-        if offline is None:
-            os.environ.pop("SE_OFFLINE")
-        else:
-            os.environ["SE_OFFLINE"] = offline
     driver.set_page_load_timeout(60)
     try:
         yield driver
@@ -128,8 +121,6 @@ def wait_for(driver, condition, timeout: float = 60, what: str = "the page"):
 
 def screenshots_dir() -> Path:
     """Where the browser tests save their screenshots (the README shows copies in docs/screenshots)."""
-    from crm_warehouse import settings
-
     path = settings.data_dir() / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
