@@ -5,23 +5,26 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from crm_warehouse import alerts, transform
+from crm_warehouse import alerts, dbt_tasks, transform
 from crm_warehouse.assets import MARTS, RAW_CRM
 
 DOC = """
 ### CRM transform
 Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset), in four steps:
-1. `dbt build` of everything but the marts: staging (`stg_crm__*`), intermediates and the core star
-   schema (`core.dim_*`, `core.fct_*`), with their data tests. The large models are incremental: they
-   rewrite only the keys changed in load batches they have not consumed (README, "How a transform stays
-   incremental"); `dbt build --full-refresh` rebuilds them from raw;
+1. task group `dbt_core`: `dbt build` of everything but the marts: staging (`stg_crm__*`), intermediates and
+   the core star schema (`core.dim_*`, `core.fct_*`), with their data tests, only downstream of the CRM
+   objects that changed. The large models are incremental: they rewrite only the keys changed in load
+   batches they have not consumed (README, "How a transform stays incremental"). Each model is a task
+   (`<model>.run`), its tests another (`<model>.test`): one `dbt build` (task `dbt_producer_watcher`) runs
+   them all and each task shows its model's result and dbt's message; clearing a failed model's task runs
+   that model alone. Models the build did not need are skipped;
 2. the predictive models, fitted by maximum likelihood on the core facts (BG/NBD, Gamma-Gamma, the
    churn-risk model), write their scores to schema `ml` and record each fit in `ml.model_runs`;
-3. write-audit-publish of the marts, which join those scores: `dbt build` into the shadow schema
-   `marts_shadow` (with the marts' dbt tests), the GX suites of `expectations/marts/` on the shadow,
-   then one transaction swaps it in as `marts` (the previous version stays in `marts_previous`;
-   `crmwh rollback` swaps it back). A failed build or audit leaves `marts` as it was.
-4. `dbt docs generate` refreshes the lineage site served by `make docs`.
+3. write-audit-publish of the marts, which join those scores: task group `dbt_marts` builds them into the
+   shadow schema `marts_shadow` (with the marts' dbt tests, a task per model as above), the GX suites of
+   `expectations/marts/` on the shadow, then one transaction swaps it in as `marts` (the previous version
+   stays in `marts_previous`; `crmwh rollback` swaps it back). A failed build or audit leaves `marts` as it was.
+4. `dbt docs generate` refreshes the lineage site served by `make docs` and by Airflow itself (Browse menu).
 
 A failed task is recorded in `ops.alerts` (and sent through the `crmwh_alerts` connection if defined).
 """
@@ -39,17 +42,9 @@ A failed task is recorded in `ops.alerts` (and sent through the `crmwh_alerts` c
                   "on_failure_callback": alerts.on_failure},
 )
 def crm_transform():
-    @task
-    def dbt_build_core() -> None:
-        transform.build_core()
-
-    @task
+    @task(trigger_rule="none_failed")  # the core's models are skipped when no CRM object changed
     def score_customers() -> dict:
         return transform.score_customers()
-
-    @task(retries=0)  # a failing test is not transient
-    def dbt_build_marts_shadow() -> None:
-        transform.build_marts_shadow()
 
     @task(retries=0)
     def audit_marts() -> dict:
@@ -64,7 +59,7 @@ def crm_transform():
         return str(transform.generate_docs())
 
     audit = audit_marts()
-    dbt_build_core() >> score_customers() >> dbt_build_marts_shadow() >> audit
+    dbt_tasks.core_group() >> score_customers() >> dbt_tasks.marts_group() >> audit
     publish_marts(audit) >> dbt_docs_generate()
 
 

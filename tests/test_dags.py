@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from crm_warehouse import objects, settings
@@ -55,7 +57,9 @@ def test_every_dag_is_documented_owned_and_tagged(dagbag):
 
 def test_transform_writes_audits_then_publishes_the_marts(dagbag):
     dag = dagbag.dags["crm_transform"]
-    assert dag.get_task("audit_marts").upstream_task_ids == {"dbt_build_marts_shadow"}
+    audit = dag.get_task("audit_marts")
+    assert all(task_id.startswith("dbt_marts.") for task_id in audit.upstream_task_ids)
+    assert {t for t in dag.task_ids if t.startswith("dbt_marts.")} <= _upstream(audit)  # every mart and its tests
     assert dag.get_task("publish_marts").upstream_task_ids == {"audit_marts"}
     assert {outlet.name for outlet in dag.get_task("publish_marts").outlets} == {"crm_marts"}
     assert not [t for t in dag.tasks if t.task_id != "publish_marts" and t.outlets]
@@ -75,3 +79,66 @@ def test_data_docs_are_built_after_every_load_without_hiding_a_failed_one(dagbag
     assert docs.trigger_rule == "all_done"
     assert {f"load_{name}" for name in objects.all_objects()} <= docs.upstream_task_ids
     assert docs.downstream_task_ids == {"publish_raw_asset"}  # not a leaf: the run fails with its loads
+
+
+def _manifest():
+    from crm_warehouse import dbt_tasks
+
+    return json.loads(dbt_tasks.render_manifest().read_text())
+
+
+def test_transform_has_a_task_per_dbt_model_and_per_model_tests_in_dbt_order(dagbag):
+    """Every model of the project is a task (and its tests another) in the group that builds it, after the tasks of
+    the models it selects from, and after the group's one `dbt build`."""
+    from crm_warehouse import dbt_tasks
+
+    dag, manifest = dagbag.dags["crm_transform"], _manifest()
+    models = {uid: node for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
+    marts = {uid for uid, node in models.items() if node["path"].startswith("marts/")
+             or node["name"] == "int_orders__revenue_as_of"}
+    task_ids = set(dag.task_ids)
+    for uid, node in models.items():
+        group = "dbt_marts" if uid in marts else "dbt_core"
+        run, tests = dag.get_task(f"{group}.{node['name']}.run"), f"{group}.{node['name']}.test"
+        assert isinstance(run, dbt_tasks.ModelRun) and run.model_unique_id == uid
+        if tests in task_ids:
+            assert isinstance(dag.get_task(tests), dbt_tasks.ModelTests)
+            assert run.task_id in dag.get_task(tests).upstream_task_ids
+        for parent in manifest["parent_map"][uid]:
+            if parent in models and (parent in marts) == (uid in marts):  # the marts' core parents are a group before
+                parent_tasks = {f"{group}.{models[parent]['name']}.{kind}" for kind in ("run", "test")}
+                assert parent_tasks & _upstream(run), (uid, parent)
+        assert f"{group}.dbt_producer_watcher" in _upstream(run)
+    assert isinstance(dag.get_task("dbt_core.dbt_producer_watcher"), dbt_tasks.CoreBuild)
+    assert isinstance(dag.get_task("dbt_marts.dbt_producer_watcher"), dbt_tasks.MartsBuild)
+    assert len([t for t in dag.tasks if isinstance(t, dbt_tasks.ModelRun)]) == len(models)
+
+
+def _upstream(task) -> set[str]:
+    seen, todo = set(), [task]
+    while todo:
+        for parent in todo.pop().upstream_list:
+            if parent.task_id not in seen:
+                seen.add(parent.task_id)
+                todo.append(parent)
+    return seen
+
+
+def test_each_dbt_build_runs_what_the_pipeline_builds_without_the_constraint_tests(dagbag):
+    """The producers pass the bare builds' flags (transform.build): no unit tests, the core's threads, the
+    marts into the shadow schema, no not_null test of a table or incremental model (a NOT NULL constraint)."""
+    from crm_warehouse import transform
+
+    dag, manifest = dagbag.dags["crm_transform"], _manifest()
+    core, marts = dag.get_task("dbt_core.dbt_producer_watcher"), dag.get_task("dbt_marts.dbt_producer_watcher")
+    assert core.exclude.split()[:2] == transform.MARTS.split() and marts.select == transform.MARTS
+    assert core.dbt_cmd_flags == ["--exclude-resource-type", "unit_test", "--threads", str(transform.CORE_THREADS)]
+    assert marts.dbt_cmd_flags == ["--exclude-resource-type", "unit_test"]
+    assert core.vars == marts.vars == transform.build_vars() and core.retries == marts.retries == 0
+    nodes = manifest["nodes"]
+    left_out = {node["name"] for node in nodes.values()
+                if (node.get("test_metadata") or {}).get("name") == "not_null"
+                and nodes[node["attached_node"]]["config"]["materialized"] in ("table", "incremental")}
+    assert left_out and left_out <= set(core.exclude.split()) and left_out <= set(marts.exclude.split())
+    waited_for = {t for tests in core.tests_per_model.values() for t in tests}
+    assert waited_for and not {nodes[t]["name"] for t in waited_for} & left_out

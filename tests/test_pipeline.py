@@ -1,7 +1,7 @@
 """The whole pipeline at a small scale, through real Airflow DAG runs, dbt and GX, on the embedded server.
 
 Tests in this module build on each other in order: first load, rerun, incremental load, a quarantined
-row, a held batch with its alert, a failing marts audit, a publish and a rollback.
+row, a held batch with its alert, a failing marts audit, a failing dbt model, a publish and a rollback.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -136,7 +137,8 @@ def test_the_airflow_ui_asks_for_a_login_and_shows_both_dags_with_a_successful_r
         assert link.get_attribute("href").rstrip("/") == settings.dbt_docs_url().rstrip("/")
 
         driver.get(f"{base}/dags/crm_transform")
-        browser.wait_for(driver, lambda d: _text_with(d, "dbt_build_marts_shadow"), what="the crm_transform tasks")
+        browser.wait_for(driver, lambda d: _text_with(d, "dbt_core", "dbt_marts", "score_customers"),
+                         what="the crm_transform tasks")
         driver.save_screenshot(str(shots / "airflow-crm-transform.png"))
 
 
@@ -375,6 +377,89 @@ def test_a_failing_mart_audit_leaves_marts_as_they_were(embedded, pipeline, tmp_
     assert scalar(embedded.warehouse, "select count(*) from ops.marts_versions where status = 'published'") == versions
     assert scalar(embedded.warehouse, "select status from ops.marts_versions order by version_id desc limit 1") == (
         "failed_audit")
+
+
+def test_a_failing_model_fails_its_own_task_and_its_retry_builds_it_alone(embedded, pipeline):
+    """crm_transform's dbt task groups (Cosmos watcher mode): the model whose build fails is the failed task; the
+    models the build did not select are skipped; the marts are not published. The model's automatic retry runs it
+    alone (`dbt run`), which succeeds once the cause is gone; the next DAG run builds the rest and publishes."""
+    wh, published = embedded.warehouse, "select count(*) from ops.marts_versions where status = 'published'"
+    versions = scalar(wh, published)
+    # an incremental core table the next build cannot insert into: a NOT NULL column dbt does not fill
+    query(wh, "alter table core.fct_support_tickets add column sabotage int not null default 0")
+    query(wh, "alter table core.fct_support_tickets alter column sabotage drop default")
+    query(embedded.source, "update crm.support_tickets set updated_at = now() - interval '1 second' "
+                           "where ticket_id = (select min(ticket_id) from crm.support_tickets)")
+    airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
+    failures: list[WarehouseError] = []
+    run = threading.Thread(target=_transform_expecting_failure, args=(pipeline, failures))
+    run.start()
+    _wait_for_task_state(embedded.airflow_metadata, "dbt_core.fct_support_tickets.run", "up_for_retry")
+    query(wh, "alter table core.fct_support_tickets drop column sabotage")  # while the retry waits its delay
+    run.join(timeout=900)
+    assert len(failures) == 1
+    log = failures[0].args[0].rsplit("full log: ", 1)[1]
+    log_text = open(log).read()
+    assert 'null value in column "sabotage" of relation "fct_support_tickets"' in log_text
+    assert "Retry attempt #1 – Running model 'model.crm_warehouse.fct_support_tickets'" in log_text
+
+    states = _last_run_states(embedded.airflow_metadata)
+    assert states["dbt_core.dbt_producer_watcher"] == ("failed", 1)
+    assert states["dbt_core.fct_support_tickets.run"] == ("success", 2)
+    assert states["score_customers"][0] == states["dbt_marts.dbt_producer_watcher"][0] == "upstream_failed"
+    selected = query(wh, "select selected_objects from ops.core_builds order by build_id desc limit 1")[0][0]
+    assert "support_tickets" in selected
+    built = _models_downstream_of({f"source.crm_warehouse.crm.{name}" for name in selected})
+    for task_id, (state, _) in states.items():
+        model = task_id.split(".")[1] if task_id.startswith("dbt_core.") else None
+        if model and task_id.endswith(".run") and model not in built:
+            assert state == "skipped", task_id
+        elif model and task_id.endswith(".run"):
+            assert state in ("success", "upstream_failed"), task_id
+    assert scalar(wh, published) == versions
+
+    airflow_runner.dags_test("crm_transform", env=pipeline, echo=lambda *_: None)
+    assert _last_run_states(embedded.airflow_metadata)["dbt_core.fct_support_tickets.run"] == ("success", 1)
+    assert scalar(wh, published) == versions + 1
+
+
+def _transform_expecting_failure(env: dict, failures: list) -> None:
+    try:
+        airflow_runner.dags_test("crm_transform", env=env, echo=lambda *_: None)
+    except WarehouseError as failure:
+        failures.append(failure)
+
+
+def _wait_for_task_state(metadata_dsn: str, task_id: str, state: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if query(metadata_dsn, "select 1 from task_instance ti join dag_run r using (dag_id, run_id) "
+                               "where ti.dag_id = 'crm_transform' and ti.task_id = %s and ti.state = %s "
+                               "and r.state = 'running'", (task_id, state)):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{task_id} never reached {state}")
+
+
+def _last_run_states(metadata_dsn: str) -> dict[str, tuple[str, int]]:
+    return {task_id: (state, tries) for task_id, state, tries in query(
+        metadata_dsn, "select task_id, state, try_number from task_instance where dag_id = 'crm_transform' "
+                      "and run_id = (select run_id from dag_run where dag_id = 'crm_transform' "
+                      "order by start_date desc limit 1)")}
+
+
+def _models_downstream_of(sources: set[str]) -> set[str]:
+    """Model names downstream of these dbt sources, from the manifest's child map."""
+    from crm_warehouse import dbt_tasks
+
+    children = json.loads(dbt_tasks.render_manifest().read_text())["child_map"]
+    seen, todo = set(), list(sources)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return {uid.split(".")[-1] for uid in seen if uid.startswith("model.")}
 
 
 def test_publishing_keeps_grants_and_rollback_restores_the_previous_marts(embedded, pipeline):

@@ -42,6 +42,8 @@ def passwords_file() -> Path:
 
 
 def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
+    from crm_warehouse import transform
+
     conns = conns or settings.connections()
     meta = urlsplit(conns.airflow_metadata)
     sqlalchemy_url = urlunsplit(("postgresql+psycopg2", meta.netloc, meta.path, meta.query, ""))
@@ -58,6 +60,13 @@ def airflow_env(conns: settings.Connections | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        # astronomer-cosmos (dbt_tasks): no usage reports from an offline warehouse; no copy of every model's
+        # status into an Airflow variable, there for retrying a producer, which never retries here; its dbt
+        # docs view in the Browse menu, served by the api-server from the site dbt_docs_generate writes
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
+        "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps(
+            {"crm_warehouse": {"dir": str(transform.docs_target()), "name": "dbt docs (in Airflow)"}}),
         "WAREHOUSE_DSN": conns.warehouse,
         "CRM_SOURCE_DSN": conns.source,
         "CRMWH_DATA_DIR": str(settings.data_dir()),

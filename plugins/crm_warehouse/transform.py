@@ -7,6 +7,8 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -31,13 +33,16 @@ def dbt_env(warehouse_dsn: str | None = None) -> dict[str, str]:
         "DBT_PG_PASSWORD": unquote(parts.password or ""),
         "DBT_PG_DBNAME": parts.path.lstrip("/") or settings.WAREHOUSE_DB,
         "DBT_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
-        # JIT compiles each large statement for ~1 s and buys nothing for set-based builds; an
-        # incremental run is mostly such compile time with it on. dbt works as crm_transformer whoever
-        # logs in (access.py): set at connection start, which no rollback of dbt's can undo (the
-        # profile's `role` is a `set role` inside dbt's first transaction)
-        "PGOPTIONS": " ".join(filter(None, [os.environ.get("PGOPTIONS"), "-c jit=off",
-                                            f"-c role={access.TRANSFORMER}"])),
+        "PGOPTIONS": session_options(),
     }
+
+
+def session_options() -> str:
+    """PGOPTIONS of dbt's connections. JIT compiles each large statement for ~1 s and buys nothing for
+    set-based builds; an incremental run is mostly such compile time with it on. dbt works as crm_transformer
+    whoever logs in (access.py): set at connection start, which no rollback of dbt's can undo (the profile's
+    `role` is a `set role` inside dbt's first transaction)."""
+    return " ".join(filter(None, [os.environ.get("PGOPTIONS"), "-c jit=off", f"-c role={access.TRANSFORMER}"]))
 
 
 def dbt_executable() -> str:
@@ -147,18 +152,29 @@ def build_core(as_of_date: str | None = None) -> None:
     """Everything the marts read: staging, intermediate and the core star schema; only the part downstream of
     the CRM objects changed since the last core build that succeeded, when the project has not changed since
     (build_scope)."""
+    with core_build(as_of_date) as selectors:
+        if selectors is not None:
+            build(select=" ".join(selectors) or None, exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS)
+
+
+@contextmanager
+def core_build(as_of_date: str | None = None) -> Iterator[list[str] | None]:
+    """Around a core build (this module's or the DAG's, dbt_tasks): the dbt selectors it must build ([]: every
+    model), or None when nothing changed. Holds the core build lock; the build is recorded as succeeded when
+    the block completes."""
     fingerprint = build_scope.project_fingerprint(project_dir(), build_vars(as_of_date))
     with warehouse.connect(settings.warehouse_dsn()) as wh, build_scope.exclusive(wh):
         warehouse.init_warehouse(wh)
         scope = build_scope.core_scope(wh, fingerprint)
         if scope.is_empty:
             log.info("Core build: no CRM object changed since the last core build; nothing to build")
+            yield None
             return
         if scope.changed_objects is not None:
             log.info("Core build: downstream of the objects changed since the last core build: %s",
                      ", ".join(scope.changed_objects))
         build_id = build_scope.record_attempt(wh, scope)
-        build(select=" ".join(scope.selectors) or None, exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS)
+        yield scope.selectors
         build_scope.record_success(wh, build_id)
 
 
@@ -168,7 +184,7 @@ def build_marts_shadow(as_of_date: str | None = None) -> None:
     try:
         build(select=MARTS, as_of_date=as_of_date)
     except WarehouseError as exc:
-        _not_published("build", f"the dbt build of {marts_publish.SHADOW} failed: {exc}", as_of_date)
+        not_published("build", f"the dbt build of {marts_publish.SHADOW} failed: {exc}", as_of_date)
 
 
 def audit_marts(as_of_date: str | None = None) -> dict:
@@ -176,7 +192,7 @@ def audit_marts(as_of_date: str | None = None) -> dict:
     result = marts_audit.audit(compare_row_counts=as_of_date is None)
     log.info("Great Expectations Data Docs of this audit: file://%s", gx_docs.build())
     if not result.passed:
-        _not_published("audit", "the GX audit of the shadow marts failed: " + "; ".join(result.failures), as_of_date)
+        not_published("audit", "the GX audit of the shadow marts failed: " + "; ".join(result.failures), as_of_date)
     return result.summary()
 
 
@@ -190,7 +206,8 @@ def build_marts(as_of_date: str | None = None, run_id: str | None = None) -> int
     return publish_marts(run_id, audit_marts(as_of_date))
 
 
-def _not_published(stage: str, reason: str, as_of_date: str | None) -> None:
+def not_published(stage: str, reason: str, as_of_date: str | None) -> None:
+    """Record why the marts were not published (ops.marts_versions) and stop with that message."""
     message = (f"The marts were not published: {reason}. Schema marts is unchanged; the failed build is in "
                f"{marts_publish.SHADOW} for inspection.")
     marts_publish.record_failure(stage, message, as_of_date)
