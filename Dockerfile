@@ -14,6 +14,8 @@ COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 dbt_project/ /opt/airflow/dbt_project/
+# mount point of the dbt-docs volume, which takes its owner from here: the tasks write the site, the api-server reads it
+RUN mkdir -p /opt/airflow/dbt_project/target/docs
 COPY --chown=airflow:0 expectations/ /opt/airflow/expectations/
 COPY --chown=airflow:0 docker/airflow-init.sh /opt/airflow/docker/airflow-init.sh
 

@@ -12,5 +12,6 @@ from crm_warehouse import settings
 class CrmWarehouseUi(AirflowPlugin):
     name = "crm_warehouse_ui"
     external_views = [
-        {"name": "dbt docs", "href": settings.dbt_docs_url(), "destination": "nav", "category": "browse"},
+        {"name": "dbt docs", "href": url, "destination": "nav", "category": "browse"}
+        for url in [settings.dbt_docs_url()] if url
     ]

@@ -143,7 +143,8 @@ DEFAULT_DBT_DOCS_PORT = 8081
 
 def dbt_docs_url() -> str:
     """CRMWH_DBT_DOCS_URL: where the dbt docs site is served (`make docs` serves it on port 8081); the
-    Airflow UI's navigation links to it."""
+    Airflow UI's navigation links to it. Empty: no such link (Airflow serves the docs itself, Browse >
+    "dbt docs (in Airflow)", Cosmos' view)."""
     return os.environ.get("CRMWH_DBT_DOCS_URL", f"http://127.0.0.1:{DEFAULT_DBT_DOCS_PORT}")
 
 
