@@ -112,7 +112,8 @@ def test_the_demo_summary_tells_how_to_query_the_marts_as_the_analyst(embedded, 
 
 def test_the_airflow_ui_asks_for_a_login_and_shows_both_dags_with_a_successful_run(embedded, pipeline):
     """Headless Chromium against the real api-server: the login form, then both DAGs under the UI's own
-    'last run: success' filter, and the Browse menu's link to the dbt docs (plugins/crm_warehouse_ui.py)."""
+    'last run: success' filter, the Browse menu's link to the dbt docs (plugins/crm_warehouse_ui.py) and the
+    dbt docs Airflow serves itself (Cosmos' view), and crm_transform's task groups of dbt models."""
     airflow_runner.ensure_admin_login(echo=lambda line: None)
     password = json.loads(airflow_runner.passwords_file().read_text())["admin"]
     env = {**pipeline, "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16)}
@@ -135,10 +136,20 @@ def test_the_airflow_ui_asks_for_a_login_and_shows_both_dags_with_a_successful_r
         link = browser.wait_for(driver, lambda d: [a for a in d.find_elements("css selector", "[role=menu] a")
                                                    if a.text == "dbt docs"], what="the Browse menu")[0]
         assert link.get_attribute("href").rstrip("/") == settings.dbt_docs_url().rstrip("/")
+        in_airflow = [a for a in driver.find_elements("css selector", "[role=menu] a")
+                      if a.text == "dbt docs (in Airflow)"][0].get_attribute("href")
+
+        driver.get(f"{in_airflow}#!/model/model.crm_warehouse.mart_customer_ltv")  # Cosmos' view, the api-server's
+        browser.wait_for(driver, lambda d: _text_with(d, "mart_customer_ltv", "Depends On"),
+                         what="the dbt docs Airflow serves")
+        driver.save_screenshot(str(shots / "airflow-dbt-docs.png"))
 
         driver.get(f"{base}/dags/crm_transform")
         browser.wait_for(driver, lambda d: _text_with(d, "dbt_core", "dbt_marts", "score_customers"),
                          what="the crm_transform tasks")
+        driver.find_element("css selector", "button[aria-label='Expand all task groups']").click()
+        browser.wait_for(driver, lambda d: _text_with(d, "dbt_producer_watcher", "int_accounts__historized"),
+                         what="a task per dbt model in the grid")
         driver.save_screenshot(str(shots / "airflow-crm-transform.png"))
 
 

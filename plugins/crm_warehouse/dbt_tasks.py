@@ -59,16 +59,14 @@ def render_manifest() -> Path:
     return manifest
 
 
-def constrained_tests(manifest_path: Path) -> dict[str, str]:
-    """The not_null tests the pipeline leaves out (transform.CONSTRAINED_TESTS), by unique id: NOT NULL
-    constraints of table and incremental models. Their names are the one selector both Cosmos' renderer and
-    dbt understand."""
+def constrained_tests(manifest_path: Path) -> set[str]:
+    """The unique ids of the tests transform.CONSTRAINED_TESTS selects: the not_null tests of table and
+    incremental models, NOT NULL constraints of their tables, which the pipeline's builds leave out."""
     nodes = json.loads(manifest_path.read_text())["nodes"]
-    return {
-        uid: node["name"] for uid, node in sorted(nodes.items())
-        if node["resource_type"] == "test" and (node.get("test_metadata") or {}).get("name") == "not_null"
-        and nodes.get(node.get("attached_node") or "", {}).get("config", {}).get("materialized")
-        in ("table", "incremental")}
+    return {uid for uid, node in nodes.items()
+            if node["resource_type"] == "test" and (node.get("test_metadata") or {}).get("name") == "not_null"
+            and nodes.get(node.get("attached_node") or "", {}).get("config", {}).get("materialized")
+            in ("table", "incremental")}
 
 
 def use_warehouse_profile(context: Any) -> None:
@@ -81,8 +79,6 @@ def use_warehouse_profile(context: Any) -> None:
 def task_group(group_id: str, producer: type[DbtProducerWatcherOperator], *, select: list[str] | None = None,
                exclude: list[str] | None = None, threads: int | None = None) -> DbtTaskGroup:
     manifest = render_manifest()
-    constrained = constrained_tests(manifest)
-    exclude = [*(exclude or []), *constrained.values()]
     flags = ["--exclude-resource-type", "unit_test", *(["--threads", str(threads)] if threads else [])]
     group = DbtTaskGroup(
         group_id=group_id,
@@ -92,12 +88,12 @@ def task_group(group_id: str, producer: type[DbtProducerWatcherOperator], *, sel
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
                                          invocation_mode=InvocationMode.DBT_RUNNER,
                                          setup_operator_args={"retries": 0, "dbt_cmd_flags": flags}),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select or [], exclude=exclude,
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select or [], exclude=exclude or [],
                                    test_behavior=TestBehavior.AFTER_EACH, emit_datasets=False),
         operator_args={"pre_execute": use_warehouse_profile, "install_deps": False,
                        "env": {"PGOPTIONS": transform.session_options(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}},
     )
-    _arrange(group, producer, set(constrained))
+    _arrange(group, producer, constrained_tests(manifest))
     return group
 
 
@@ -105,8 +101,9 @@ def _arrange(group: DbtTaskGroup, producer_class: type[DbtProducerWatcherOperato
     """Give the tasks this module's classes; run the producer before every model's task.
 
     Cosmos creates the tasks from its own classes; the subclasses below only wrap them, so each object
-    keeps Cosmos' state and is given its subclass. The producer reports a model's tests when all of them
-    have run: the tests the build leaves out (left_out) are not waited for. Models' tasks start
+    keeps Cosmos' state and is given its subclass. The producer leaves out the constraint tests as the
+    bare builds do (by the same selectors; excluding them from the rendering by name would cost Cosmos
+    seconds per DAG parse) and reports a model's tests when the rest of them have run. Models' tasks start
     after the producer: `airflow dags test` runs one task at a time, and a model task run before the
     producer would wait for it forever. The root ones run whatever the producer's outcome (all_done) to
     show each model's own result; the others run unless an upstream task failed (none_failed), so a model
@@ -115,6 +112,7 @@ def _arrange(group: DbtTaskGroup, producer_class: type[DbtProducerWatcherOperato
     tasks = list(_tasks(group))
     producer = next(t for t in tasks if isinstance(t, DbtProducerWatcherOperator))
     producer.__class__ = producer_class
+    producer.exclude = " ".join(filter(None, [producer.exclude, *transform.CONSTRAINED_TESTS]))
     producer.tests_per_model = {model: [t for t in tests if t not in left_out]
                                 for model, tests in producer.tests_per_model.items()}
     for task in tasks:
