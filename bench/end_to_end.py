@@ -7,6 +7,8 @@
     orchestrated_run    the same pipeline as `airflow dags test crm_ingest` then `crm_transform`: each DAG's wall
                         time against the sum of its task instances' durations in Airflow's metadata database
                         (`dags test` runs one task at a time, so every task is on the critical path)
+    dbt_tasks_overhead  crm_transform's dbt task groups in that run (Cosmos: one `dbt build` and a task per model
+                        and per model's tests) against the bare `dbt build`s of a direct full run at that scale
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def orchestrated_run(base_dsn: str, scale: float, seed: int = 42) -> dict:
         started = time.perf_counter()
         airflow_runner.dags_test(dag_id, env=env, echo=lambda _line: None)
         dags[dag_id] = _dag_figures(time.perf_counter() - started, *_dag_run_times(metadata, dag_id))
+    dags["crm_transform"]["dbt_task_groups"] = {
+        group: _task_group_times(metadata, "crm_transform", group) for group in ("dbt_core", "dbt_marts")}
     run = sum(d["dag_run_seconds"] for d in dags.values())
     tasks = sum(d["task_seconds"] for d in dags.values())
     process = sum(d["process_wall_seconds"] for d in dags.values())
@@ -176,6 +180,34 @@ def _dag_run_times(metadata_dsn: str, dag_id: str) -> tuple[float, float, int]:
             "where r.dag_id = %s and r.start_date = (select max(start_date) from dag_run where dag_id = %s)",
             (dag_id, dag_id)).fetchone()
     return float(run_seconds), float(task_seconds), int(tasks)
+
+
+def _task_group_times(metadata_dsn: str, dag_id: str, group: str) -> dict:
+    """A task group's span in the DAG's last run (first start to last end: `dags test` runs its tasks one after
+    another), its producer's own time and its task instances by state."""
+    with psycopg.connect(metadata_dsn) as conn:
+        rows = conn.execute(
+            "select ti.task_id, ti.state, ti.start_date, ti.end_date from task_instance ti "
+            "where ti.dag_id = %s and ti.task_id like %s and ti.run_id = (select run_id from dag_run where "
+            "dag_id = %s order by start_date desc limit 1)", (dag_id, f"{group}.%", dag_id)).fetchall()
+    ran = [(start, end) for _, _, start, end in rows if start and end]
+    producer = next(end - start for task_id, _, start, end in rows if task_id == f"{group}.dbt_producer_watcher")
+    states: dict[str, int] = {}
+    for _, state, _, _ in rows:
+        states[state] = states.get(state, 0) + 1
+    return {"seconds": round((max(e for _, e in ran) - min(s for s, _ in ran)).total_seconds(), 2),
+            "producer_seconds": round(producer.total_seconds(), 2), "task_instances": states}
+
+
+def dbt_tasks_overhead(orchestration: dict, bare_run: dict) -> dict:
+    """The DAG's dbt task groups against the same builds run bare (transform.build_core and build_marts_shadow,
+    one in-process `dbt build` each) on a fresh warehouse at the same scale: both full builds of the same rows."""
+    groups = orchestration["dags"]["crm_transform"]["dbt_task_groups"]
+    in_dag = sum(g["seconds"] for g in groups.values())
+    bare = bare_run["seconds"]["dbt_core"] + bare_run["seconds"]["dbt_marts_shadow"]
+    return {"scale": orchestration["scale"], "task_groups_seconds": round(in_dag, 2),
+            "bare_dbt_seconds": round(bare, 2), "overhead_share": round(in_dag / bare - 1, 3),
+            "target_overhead_share": 0.25}
 
 
 def fresh_databases(base_dsn: str, prefix: str) -> tuple[str, str]:
