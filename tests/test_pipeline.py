@@ -159,13 +159,7 @@ def test_the_dbt_docs_show_the_lineage_of_mart_customer_ltv_from_its_sources(pip
     docs = transform.docs_target()
     manifest = json.loads((docs / "manifest.json").read_text())
     model = "model.crm_warehouse.mart_customer_ltv"
-    upstream, todo = set(), [model]
-    while todo:
-        for parent in manifest["parent_map"][todo.pop()]:
-            if parent not in upstream:
-                upstream.add(parent)
-                todo.append(parent)
-    sources = {node for node in upstream if node.startswith("source.")}
+    sources = {node for node in _reachable(manifest["parent_map"], [model]) if node.startswith("source.")}
     assert "source.crm_warehouse.crm.orders" in sources
 
     port = free_port()
@@ -464,13 +458,18 @@ def _models_downstream_of(sources: set[str]) -> set[str]:
     from crm_warehouse import dbt_tasks
 
     children = json.loads(dbt_tasks.render_manifest().read_text())["child_map"]
-    seen, todo = set(), list(sources)
+    return {uid.split(".")[-1] for uid in _reachable(children, sources) if uid.startswith("model.")}
+
+
+def _reachable(edges: dict[str, list[str]], start) -> set[str]:
+    """Every node reachable from start along edges (a manifest's parent_map or child_map), start excluded."""
+    seen, todo = set(), list(start)
     while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
-    return {uid.split(".")[-1] for uid in seen if uid.startswith("model.")}
+        for node in edges.get(todo.pop(), []):
+            if node not in seen:
+                seen.add(node)
+                todo.append(node)
+    return seen
 
 
 def test_publishing_keeps_grants_and_rollback_restores_the_previous_marts(embedded, pipeline):

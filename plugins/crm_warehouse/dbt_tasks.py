@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ def render_manifest() -> Path:
                       warehouse_dsn="postgresql://parse-only@127.0.0.1/warehouse")
     target.mkdir(parents=True, exist_ok=True)
     os.replace(scratch / "manifest.json", manifest)  # atomic: a concurrent parse renders from a whole file
+    shutil.rmtree(scratch)
     stamp.write_text(fingerprint)
     return manifest
 
@@ -110,6 +113,7 @@ def _arrange(group: DbtTaskGroup, producer_class: type[DbtProducerWatcherOperato
     downstream of models the core build skipped still shows its own.
     """
     tasks = list(_tasks(group))
+    in_group = {t.task_id for t in tasks}
     producer = next(t for t in tasks if isinstance(t, DbtProducerWatcherOperator))
     producer.__class__ = producer_class
     producer.exclude = " ".join(filter(None, [producer.exclude, *transform.CONSTRAINED_TESTS]))
@@ -122,14 +126,14 @@ def _arrange(group: DbtTaskGroup, producer_class: type[DbtProducerWatcherOperato
             task.__class__, task.retries = ModelTests, 0  # a failing test is not transient
         else:
             task.__class__ = ModelRun
-        if not (task.upstream_task_ids & {t.task_id for t in tasks}):
+        if not task.upstream_task_ids & in_group:
             producer >> task
             task.trigger_rule = "all_done"
         else:
             task.trigger_rule = "none_failed"
 
 
-def _tasks(group) -> list:
+def _tasks(group) -> Iterator:
     for child in group.children.values():
         if hasattr(child, "children"):
             yield from _tasks(child)
