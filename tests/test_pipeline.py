@@ -361,8 +361,8 @@ def test_a_held_batch_fails_its_task_and_raises_an_alert_through_the_connection(
     assert f"Batch {held[0][0]} of refunds held" in alerts[0][1]
     assert [a["task_id"] for a in AlertReceiver.received] == ["load_refunds"]
     # the object is resolved by replaying it once the source is fixed
-    query(embedded.source, "update crm.refunds set currency = 'USD', updated_at = now() - interval '1 second' "
-                           "where currency = 'XXX'")
+    query(embedded.source, "update crm.refunds r set currency = o.currency, updated_at = now() - interval '1 second' "
+                           "from crm.orders o where o.order_id = r.order_id and r.currency = 'XXX'")
     assert cli.main(["replay", str(held[0][0]), "--reason", "currency fixed in the CRM"]) == 0
 
 

@@ -86,8 +86,14 @@ def test_row_level_failures_are_quarantined_with_their_rules_and_the_rest_publis
     insert_like(src, "order_lines", "order_line_id", line + 3, quantity=2_147_483_647,
                 unit_price="9999999999.99", order_id=o + 3)
 
+    refund = scalar(src, "select max(refund_id) from crm.refunds")
+    order_currency = scalar(src, "select currency from crm.orders order by order_id limit 1")  # o + 3's
+    other_currency = "EUR" if order_currency != "EUR" else "USD"
+    insert_like(src, "refunds", "refund_id", refund + 1, order_id=o + 3, currency=other_currency)
+    insert_like(src, "refunds", "refund_id", refund + 2, order_id=o + 3, currency=order_currency)
+
     results = {name: extract_load.load_object(name, "corpus")
-               for name in ("customers", "contacts", "orders", "order_lines")}
+               for name in ("customers", "contacts", "orders", "order_lines", "refunds")}
 
     assert {n: r.status for n, r in results.items()} == dict.fromkeys(results, "published")
     assert quarantined(wh, "customers", "customer_id", results["customers"].batch_id) == {
@@ -106,6 +112,8 @@ def test_row_level_failures_are_quarantined_with_their_rules_and_the_rest_publis
         o + 1: {"in_set(currency)"}, o + 2: {"reference(customer_id)"}}
     assert quarantined(wh, "order_lines", "order_line_id", results["order_lines"].batch_id) == {
         line + 1: {"between(quantity)"}, line + 2: {"between(unit_price)"}}
+    # a refund in another currency than its order's
+    assert quarantined(wh, "refunds", "refund_id", results["refunds"].batch_id) == {refund + 1: {"currency_of_order"}}
 
     warned = query(wh, "select row_key, warn_rules from ops.row_findings where batch_id = %s "
                        "and cardinality(warn_rules) > 0", (results["customers"].batch_id,))
@@ -133,7 +141,7 @@ def test_row_level_failures_are_quarantined_with_their_rules_and_the_rest_publis
 def test_the_ledger_reconciles_every_batch(gates):
     rows = query(gates.warehouse, "select batch_id, status, is_reconciled from ops.batch_reconciliation")
     assert rows and all(ok for _, _, ok in rows), rows
-    assert scalar(gates.warehouse, "select sum(rows_quarantined) from ops.load_batches where run_id = 'corpus'") == 12
+    assert scalar(gates.warehouse, "select sum(rows_quarantined) from ops.load_batches where run_id = 'corpus'") == 13
 
 
 def test_gx_validated_each_batch_and_data_docs_render(gates):
