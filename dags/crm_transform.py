@@ -15,9 +15,9 @@ Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset),
    the core star schema (`core.dim_*`, `core.fct_*`), with their data tests, only downstream of the CRM
    objects that changed. The large models are incremental: they rewrite only the keys changed in load
    batches they have not consumed (README, "How a transform stays incremental"). Each model is a task
-   (`<model>.run`), its tests another (`<model>.test`): one `dbt build` (task `dbt_producer_watcher`) runs
-   them all and each task shows its model's result and dbt's message; clearing a failed model's task runs
-   that model alone. Models the build did not need are skipped;
+   (`<model>_run`) standing for the model and its tests: one `dbt build` (task `dbt_producer_watcher`) runs
+   them all and each task shows its model's result and dbt's message; clearing a failed model's task builds
+   that model alone, tests included. Models the build did not need are skipped;
 2. the predictive models, fitted by maximum likelihood on the core facts (BG/NBD, Gamma-Gamma, the
    churn-risk model), write their scores to schema `ml` and record each fit in `ml.model_runs`;
 3. write-audit-publish of the marts, which join those scores: task group `dbt_marts` builds them into the

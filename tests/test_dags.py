@@ -87,31 +87,27 @@ def _manifest():
     return json.loads(dbt_tasks.render_manifest().read_text())
 
 
-def test_transform_has_a_task_per_dbt_model_and_per_model_tests_in_dbt_order(dagbag):
-    """Every model of the project is a task (and its tests another) in the group that builds it, after the tasks of
-    the models it selects from, and after the group's one `dbt build`."""
+def test_transform_has_a_task_per_dbt_model_in_dbt_order(dagbag):
+    """Every model of the project is a task (its tests included) in the group that builds it, after the tasks of
+    the models it selects from, and after the group's one `dbt build`; cleared, it builds its model alone."""
     from crm_warehouse import dbt_tasks
 
     dag, manifest = dagbag.dags["crm_transform"], _manifest()
     models = {uid: node for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
     marts = {uid for uid, node in models.items() if node["path"].startswith("marts/")
              or node["name"] == "int_orders__revenue_as_of"}
-    task_ids = set(dag.task_ids)
     for uid, node in models.items():
         group = "dbt_marts" if uid in marts else "dbt_core"
-        run, tests = dag.get_task(f"{group}.{node['name']}.run"), f"{group}.{node['name']}.test"
-        assert isinstance(run, dbt_tasks.ModelRun) and run.model_unique_id == uid
-        if tests in task_ids:
-            assert isinstance(dag.get_task(tests), dbt_tasks.ModelTests)
-            assert run.task_id in dag.get_task(tests).upstream_task_ids
+        task = dag.get_task(f"{group}.{node['name']}_run")
+        assert isinstance(task, dbt_tasks.ModelBuild) and task.model_unique_id == uid
         for parent in manifest["parent_map"][uid]:
             if parent in models and (parent in marts) == (uid in marts):  # the marts' core parents are a group before
-                parent_tasks = {f"{group}.{models[parent]['name']}.{kind}" for kind in ("run", "test")}
-                assert parent_tasks & _upstream(run), (uid, parent)
-        assert f"{group}.dbt_producer_watcher" in _upstream(run)
+                assert f"{group}.{models[parent]['name']}_run" in task.upstream_task_ids, (uid, parent)
+        assert f"{group}.dbt_producer_watcher" in _upstream(task)
     assert isinstance(dag.get_task("dbt_core.dbt_producer_watcher"), dbt_tasks.CoreBuild)
     assert isinstance(dag.get_task("dbt_marts.dbt_producer_watcher"), dbt_tasks.MartsBuild)
-    assert len([t for t in dag.tasks if isinstance(t, dbt_tasks.ModelRun)]) == len(models)
+    model_tasks = [t for t in dag.tasks if isinstance(t, dbt_tasks.ModelBuild)]
+    assert len(model_tasks) == len(models) and all(t.base_cmd == ["build"] for t in model_tasks)
 
 
 def _upstream(task) -> set[str]:
@@ -124,22 +120,19 @@ def _upstream(task) -> set[str]:
     return seen
 
 
-def test_each_dbt_build_runs_what_the_pipeline_builds_without_the_constraint_tests(dagbag):
-    """The producers pass the bare builds' flags (transform.build): no unit tests, the core's threads, the
-    marts into the shadow schema, no not_null test of a table or incremental model (a NOT NULL constraint)."""
+def test_each_model_task_reports_the_tests_its_build_runs(dagbag):
+    """A model's task waits for the tests of it that the group's build runs: the ones `dbt ls` selects with the
+    pipeline's selection (transform.build: no unit tests, no not_null test of a table or incremental model)."""
     from crm_warehouse import transform
 
-    dag, manifest = dagbag.dags["crm_transform"], _manifest()
+    dag = dagbag.dags["crm_transform"]
     core, marts = dag.get_task("dbt_core.dbt_producer_watcher"), dag.get_task("dbt_marts.dbt_producer_watcher")
-    assert core.exclude.split()[:2] == transform.MARTS.split() and marts.select == transform.MARTS
-    assert core.dbt_cmd_flags == ["--exclude-resource-type", "unit_test", "--threads", str(transform.CORE_THREADS)]
-    assert marts.dbt_cmd_flags == ["--exclude-resource-type", "unit_test"]
-    assert core.vars == marts.vars == transform.build_vars() and core.retries == marts.retries == 0
-    assert core.exclude == " ".join([*transform.MARTS.split(), *transform.CONSTRAINED_TESTS])
-    assert marts.exclude == " ".join(transform.CONSTRAINED_TESTS)
-    nodes = manifest["nodes"]
-    left_out = {uid for uid, node in nodes.items() if (node.get("test_metadata") or {}).get("name") == "not_null"
-                and nodes[node["attached_node"]]["config"]["materialized"] in ("table", "incremental")}
-    for producer in (core, marts):  # the tests a model's tests task waits for: the ones the build runs
-        waited_for = {t for tests in producer.tests_per_model.values() for t in tests}
-        assert waited_for and not waited_for & left_out
+    for producer, selection in ((core, ["--exclude", *transform.MARTS.split(), *transform.CONSTRAINED_TESTS]),
+                                (marts, ["--select", *transform.MARTS.split(), "--exclude",
+                                         *transform.CONSTRAINED_TESTS])):
+        listed = transform.run_dbt("ls", "--resource-type", "test", "--output", "json", "--output-keys",
+                                   "unique_id", *selection, "--vars", json.dumps(transform.build_vars()))
+        selected = {json.loads(line)["unique_id"] for line in listed}
+        reported = {test for tests in producer.model_tests.values() for test in tests}
+        assert selected and reported == selected, (producer.task_id, reported ^ selected)
+        assert set(producer.model_tests) == set(producer.model_tasks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -384,10 +385,11 @@ def test_a_failing_mart_audit_leaves_marts_as_they_were(embedded, pipeline, tmp_
         "failed_audit")
 
 
-def test_a_failing_model_fails_its_own_task_and_its_retry_builds_it_alone(embedded, pipeline):
-    """crm_transform's dbt task groups (Cosmos watcher mode): the model whose build fails is the failed task; the
-    models the build did not select are skipped; the marts are not published. The model's automatic retry runs it
-    alone (`dbt run`), which succeeds once the cause is gone; the next DAG run builds the rest and publishes."""
+def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alone(embedded, pipeline):
+    """crm_transform's dbt task groups (Cosmos watcher mode): the model whose build fails, or one of whose tests
+    fails, is the failed task, with dbt's message; the models the build did not select are skipped; the marts are
+    not published. The model's automatic retry builds it alone (`dbt build`, its tests included), which succeeds
+    once the cause is gone; the next DAG run builds the rest and publishes."""
     wh, published = embedded.warehouse, "select count(*) from ops.marts_versions where status = 'published'"
     versions = scalar(wh, published)
     # an incremental core table the next build cannot insert into: a NOT NULL column dbt does not fill
@@ -395,22 +397,33 @@ def test_a_failing_model_fails_its_own_task_and_its_retry_builds_it_alone(embedd
     query(wh, "alter table core.fct_support_tickets alter column sabotage drop default")
     query(embedded.source, "update crm.support_tickets set updated_at = now() - interval '1 second' "
                            "where ticket_id = (select min(ticket_id) from crm.support_tickets)")
+    # a value the load gate lets through and a data test of the staging model does not (accepted_values)
+    activity, activity_type = query(embedded.source, "select activity_id, activity_type from crm.activities "
+                                                     "order by activity_id limit 1")[0]
+    query(embedded.source, "update crm.activities set activity_type = 'webinar', updated_at = now() - interval "
+                           "'1 second' where activity_id = %s", (activity,))
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
     failures: list[WarehouseError] = []
     run = threading.Thread(target=_transform_expecting_failure, args=(pipeline, failures))
     run.start()
-    _wait_for_task_state(embedded.airflow_metadata, "dbt_core.fct_support_tickets.run", "up_for_retry")
+    _wait_for_task_state(embedded.airflow_metadata, "dbt_core.fct_support_tickets_run", "up_for_retry")
     query(wh, "alter table core.fct_support_tickets drop column sabotage")  # while the retry waits its delay
     run.join(timeout=900)
     assert len(failures) == 1
     log = failures[0].args[0].rsplit("full log: ", 1)[1]
     log_text = open(log).read()
     assert 'null value in column "sabotage" of relation "fct_support_tickets"' in log_text
+    assert ("model.crm_warehouse.fct_support_tickets failed in dbt_core.dbt_producer_watcher's dbt build: "
+            "Database Error in model fct_support_tickets") in log_text
     assert "Retry attempt #1 – Running model 'model.crm_warehouse.fct_support_tickets'" in log_text
+    assert re.search(r"model\.crm_warehouse\.stg_crm__activities failed in dbt_core\.dbt_producer_watcher's dbt "
+                     r"build: accepted_values_stg_crm__activities_activity_type\w*: Got 1 result", log_text)
 
     states = _last_run_states(embedded.airflow_metadata)
     assert states["dbt_core.dbt_producer_watcher"] == ("failed", 1)
-    assert states["dbt_core.fct_support_tickets.run"] == ("success", 2)
+    assert states["dbt_core.fct_support_tickets_run"] == ("success", 2)
+    assert states["dbt_core.stg_crm__activities_run"] == ("failed", 2)  # its retry: the row is still in raw
+    assert states["dbt_core.fct_activities_run"][0] == "upstream_failed"
     assert states["score_customers"][0] == states["dbt_marts.dbt_producer_watcher"][0] == "upstream_failed"
     # what the failed build selected: downstream of the objects changed since the last core build that succeeded,
     # or every model (null) when a build since then had another fingerprint (the earlier as-of rebuild)
@@ -419,15 +432,20 @@ def test_a_failing_model_fails_its_own_task_and_its_retry_builds_it_alone(embedd
              else _core_models())
     assert "fct_support_tickets" in built
     for task_id, (state, _) in states.items():
-        model = task_id.split(".")[1] if task_id.startswith("dbt_core.") else None
-        if model and task_id.endswith(".run") and model not in built:
+        model = task_id.split(".")[1].removesuffix("_run") if task_id.startswith("dbt_core.") else None
+        if model and task_id.endswith("_run") and model not in built:
             assert state == "skipped", task_id
-        elif model and task_id.endswith(".run"):
+        elif model and task_id.endswith("_run") and model != "stg_crm__activities":
             assert state in ("success", "upstream_failed"), task_id
     assert scalar(wh, published) == versions
 
+    query(embedded.source, "update crm.activities set activity_type = %s, updated_at = now() - interval '1 second' "
+                           "where activity_id = %s", (activity_type, activity))
+    airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
+
     airflow_runner.dags_test("crm_transform", env=pipeline, echo=lambda *_: None)
-    assert _last_run_states(embedded.airflow_metadata)["dbt_core.fct_support_tickets.run"] == ("success", 1)
+    states = _last_run_states(embedded.airflow_metadata)
+    assert states["dbt_core.fct_support_tickets_run"] == states["dbt_core.stg_crm__activities_run"] == ("success", 1)
     assert scalar(wh, published) == versions + 1
 
 

@@ -1,19 +1,22 @@
-"""crm_transform's dbt builds as Airflow tasks: one task per model and one per model's tests (astronomer-cosmos).
+"""crm_transform's dbt builds as Airflow tasks: one task per model, its tests included (astronomer-cosmos).
 
 Cosmos' watcher mode renders a task group from the project's manifest: a producer task runs one `dbt build` of
 the group's selection, with dbt's threads, and reports every node's result as it finishes; each model's task
-(`<model>.run`) and tests' task (`<model>.test`) succeed or fail with that result. A failed model is red in
-the UI with dbt's message in its log; clearing it (or its automatic retry) runs `dbt run` / `dbt test` of
-that model alone. The producers here are Cosmos' own, with the warehouse's bookkeeping around the build:
+(`<model>_run`) succeeds or fails with that result. A model's task stands for the model and its data tests, as
+`dbt build` does: it fails when the model or one of its tests failed, and its log names which and why. A failed
+model is red in the UI; clearing it (or its automatic retry) runs `dbt build` of that model alone, its tests
+included.
+
+The producers run the very builds of the CLI and the benchmarks (transform.build_core, build_marts_shadow:
+the same in-process dbt, flags, vars and parsed manifest) and turn dbt's events into the model tasks' statuses
+(StatusReport), so the task groups cost the bare builds plus the model tasks' own runs. Around the builds:
 
 - the core producer builds only what is downstream of the CRM objects changed since the last core build
-  (transform.core_build, build_scope); the tasks of the models it did not build are marked skipped, so the
-  UI shows what was rebuilt;
+  (build_scope); the tasks of the models it did not build are marked skipped, so the UI shows what was rebuilt;
 - the marts producer builds into the shadow schema it prepares first (write-audit-publish) and records a
   failed build in ops.marts_versions.
 
-Both pass the same flags as the pipeline's bare builds (transform.build): no unit tests, no not_null tests
-postgres already enforces as constraints, the same vars.
+Cleared or retried, a producer builds again (Cosmos' own producer would skip itself on a retry).
 """
 
 from __future__ import annotations
@@ -22,23 +25,25 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowSkipException, DownstreamTasksSkipped
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException, DownstreamTasksSkipped
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
-from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
-from cosmos.operators._watcher.state import get_status_xcom_key
-from cosmos.operators.watcher import DbtProducerWatcherOperator, DbtRunWatcherOperator, DbtTestWatcherOperator
+from cosmos.constants import _PRODUCER_CMD_FLAGS_XCOM_KEY, ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.operators._watcher.state import get_status_xcom_key, safe_xcom_push
+from cosmos.operators.watcher import DbtProducerWatcherOperator, DbtRunWatcherOperator
 
-from crm_warehouse import build_scope, marts_publish, transform
+from crm_warehouse import build_scope, transform
 
 log = logging.getLogger(__name__)
 
 PROFILE = ProfileConfig(profile_name="crm_warehouse", target_name="warehouse",
                         profiles_yml_filepath=transform.project_dir() / "profiles.yml")
+# the flags a model task's retry passes to its `dbt build` (the producers' builds pass transform.build's)
+RETRY_FLAGS = ["--exclude-resource-type", "unit_test"]
 
 
 def render_manifest() -> Path:
@@ -62,83 +67,80 @@ def render_manifest() -> Path:
     return manifest
 
 
-def constrained_tests(manifest_path: Path) -> set[str]:
-    """The unique ids of the tests transform.CONSTRAINED_TESTS selects: the not_null tests of table and
-    incremental models, NOT NULL constraints of their tables, which the pipeline's builds leave out."""
-    nodes = json.loads(manifest_path.read_text())["nodes"]
-    return {uid for uid, node in nodes.items()
-            if node["resource_type"] == "test" and (node.get("test_metadata") or {}).get("name") == "not_null"
-            and nodes.get(node.get("attached_node") or "", {}).get("config", {}).get("materialized")
-            in ("table", "incremental")}
+def model_tests(nodes: dict, models: set[str], *, last: bool) -> dict[str, set[str]]:
+    """The data tests a build of these models runs, per model: dbt's eager selection picks a test when one of
+    its models is built; a group built before another (last=False: the core) leaves out the tests that also
+    read a model of the later group. Unit tests and the not_null tests postgres enforces as constraints
+    (transform.CONSTRAINED_TESTS) are never run by the pipeline's builds."""
+    tests: dict[str, set[str]] = {uid: set() for uid in models}
+    for uid, node in nodes.items():
+        if node["resource_type"] != "test" or _is_constraint(node, nodes):
+            continue
+        parents = {p for p in node["depends_on"]["nodes"] if p.startswith("model.")}
+        if parents & models and (last or parents <= models):
+            for parent in parents & models:
+                tests[parent].add(uid)
+    return tests
+
+
+def _is_constraint(test: dict, nodes: dict) -> bool:
+    return ((test.get("test_metadata") or {}).get("name") == "not_null"
+            and nodes.get(test.get("attached_node") or "", {}).get("config", {}).get("materialized")
+            in ("table", "incremental"))
 
 
 def use_warehouse_profile(context: Any) -> None:
-    """pre_execute of every dbt task: profiles.yml reads the warehouse from DBT_PG_* (transform.dbt_env). The
-    session options stay out of the process env (they make every connection crm_transformer): they are the
-    tasks' own env, which Cosmos sets for the dbt invocation only."""
+    """pre_execute of a model task: profiles.yml reads the warehouse from DBT_PG_* (transform.dbt_env) when a
+    retry runs dbt. The session options stay out of the process env (they make every connection
+    crm_transformer): they are the task's own env, which Cosmos sets for the dbt invocation only."""
     os.environ.update({k: v for k, v in transform.dbt_env().items() if k != "PGOPTIONS"})
 
 
-def task_group(group_id: str, producer: type[DbtProducerWatcherOperator], *, select: list[str] | None = None,
-               exclude: list[str] | None = None, threads: int | None = None) -> DbtTaskGroup:
+def task_group(group_id: str, producer: type[_Producer], *, select: list[str] | None = None,
+               exclude: list[str] | None = None, last: bool) -> DbtTaskGroup:
     manifest = render_manifest()
-    flags = ["--exclude-resource-type", "unit_test", *(["--threads", str(threads)] if threads else [])]
     group = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(dbt_project_path=transform.project_dir(), manifest_path=manifest,
-                                     dbt_vars=transform.build_vars()),
+                                     dbt_vars=transform.build_vars(), install_dbt_deps=False,
+                                     env_vars={"PGOPTIONS": transform.session_options(),
+                                               "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}),
         profile_config=PROFILE,
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER,
                                          invocation_mode=InvocationMode.DBT_RUNNER,
-                                         setup_operator_args={"retries": 0, "dbt_cmd_flags": flags}),
+                                         setup_operator_args={"retries": 0}),
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select or [], exclude=exclude or [],
-                                   test_behavior=TestBehavior.AFTER_EACH, emit_datasets=False),
-        operator_args={"pre_execute": use_warehouse_profile, "install_deps": False,
-                       "env": {"PGOPTIONS": transform.session_options(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}},
+                                   test_behavior=TestBehavior.NONE, emit_datasets=False),
+        operator_args={"pre_execute": use_warehouse_profile},
     )
-    _arrange(group, producer, constrained_tests(manifest))
+    _arrange(group, producer, json.loads(manifest.read_text())["nodes"], last=last)
     return group
 
 
-def _arrange(group: DbtTaskGroup, producer_class: type[DbtProducerWatcherOperator], left_out: set[str]) -> None:
+def _arrange(group: DbtTaskGroup, producer_class: type[_Producer], nodes: dict, *, last: bool) -> None:
     """Give the tasks this module's classes; run the producer before every model's task.
 
-    Cosmos creates the tasks from its own classes; the subclasses below only wrap them, so each object
-    keeps Cosmos' state and is given its subclass. The producer leaves out the constraint tests as the
-    bare builds do (by the same selectors; excluding them from the rendering by name would cost Cosmos
-    seconds per DAG parse) and reports a model's tests when the rest of them have run. Models' tasks start
-    after the producer: `airflow dags test` runs one task at a time, and a model task run before the
-    producer would wait for it forever. The root ones run whatever the producer's outcome (all_done) to
-    show each model's own result; the others run unless an upstream task failed (none_failed), so a model
-    downstream of models the core build skipped still shows its own.
+    Cosmos creates the tasks from its own classes; the subclasses below only wrap them, so each object keeps
+    Cosmos' state and is given its subclass. Models' tasks start after the producer: `airflow dags test` runs
+    one task at a time, and a model task run before the producer would wait for it forever. The root ones run
+    whatever the producer's outcome (all_done) to show each model's own result; the others run unless an
+    upstream task failed (none_failed), so a model downstream of models the core build skipped shows its own.
     """
-    tasks = list(_tasks(group))
-    in_group = {t.task_id for t in tasks}
+    tasks = [child for child in group.children.values() if not hasattr(child, "children")]
     producer = next(t for t in tasks if isinstance(t, DbtProducerWatcherOperator))
     producer.__class__ = producer_class
-    producer.exclude = " ".join(filter(None, [producer.exclude, *transform.CONSTRAINED_TESTS]))
-    producer.tests_per_model = {model: [t for t in tests if t not in left_out]
-                                for model, tests in producer.tests_per_model.items()}
-    for task in tasks:
-        if getattr(task, "producer_task_id", None) != producer.task_id:
-            continue
-        if isinstance(task, DbtTestWatcherOperator):
-            task.__class__, task.retries = ModelTests, 0  # a failing test is not transient
-        else:
-            task.__class__ = ModelRun
+    models = [t for t in tasks if getattr(t, "producer_task_id", None) == producer.task_id]
+    producer.model_tasks = {t.model_unique_id: t.task_id for t in models}
+    producer.model_tests = {uid: sorted(tests) for uid, tests in
+                            model_tests(nodes, set(producer.model_tasks), last=last).items()}
+    in_group = {t.task_id for t in tasks}
+    for task in models:
+        task.__class__ = ModelBuild
         if not task.upstream_task_ids & in_group:
             producer >> task
             task.trigger_rule = "all_done"
         else:
             task.trigger_rule = "none_failed"
-
-
-def _tasks(group) -> Iterator:
-    for child in group.children.values():
-        if hasattr(child, "children"):
-            yield from _tasks(child)
-        else:
-            yield child
 
 
 class _NoLineage:
@@ -150,91 +152,154 @@ class _NoLineage:
         return False
 
 
-class _ModelTask(_NoLineage):
-    def poke(self, context: Any) -> bool:
-        """Skipped when the producer did not run (a task upstream of the group failed): the root model tasks run
-        after the producer whatever its outcome, and would otherwise wait for a build that never comes."""
-        if self._get_producer_task_status(context) in NOT_RUN:
-            raise AirflowSkipException(f"{self.producer_task_id} did not run: no dbt build to report on")
-        return super().poke(context)
-
-
 NOT_RUN = ("upstream_failed", "skipped", "removed")
+PASSED = ("success", "pass", "warn")
 
 
-class ModelRun(_ModelTask, DbtRunWatcherOperator):
-    """A model's task: its result in the producer's build; cleared or retried, `dbt run` of that model."""
+class ModelBuild(_NoLineage, DbtRunWatcherOperator):
+    """A model's task: the result of the model and its tests in the producer's build; cleared or retried,
+    `dbt build` of that model alone."""
+
+    base_cmd = ["build"]
+
+    def poke(self, context: Any) -> bool:
+        """One XCom read for a model its producer reported on (Cosmos' own poke makes five)."""
+        ti = context["ti"]
+        if ti.try_number > 1:
+            return super().poke(context)  # Cosmos: once the producer is done, build the model alone
+        report = self._report(ti)
+        if report is None:
+            if self._get_producer_task_status(context) in NOT_RUN:
+                raise AirflowSkipException(f"{self.producer_task_id} did not run: no dbt build to report on")
+            return super().poke(context)
+        return self._conclude(report)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        """After a deferral (a real scheduler's triggerer waited for the status): the same outcome as poke."""
+        report = self._report(context["ti"])
+        if report is None:
+            super().execute_complete(context, event)
+        else:
+            self._conclude(report)
+
+    def _report(self, ti: Any) -> dict | None:
+        return ti.xcom_pull(task_ids=self.producer_task_id, key=get_status_xcom_key(self.model_unique_id))
+
+    def _conclude(self, report: dict) -> bool:
+        if report["status"] == "skipped":
+            raise AirflowSkipException(f"{self.model_unique_id}: " + " | ".join(report.get("messages", [])))
+        if report["status"] in PASSED:
+            for line in report.get("messages", []):
+                self.log.info("%s", line)
+            return True
+        raise AirflowException(f"{self.model_unique_id} failed in {self.producer_task_id}'s dbt build: "
+                               + " | ".join(report.get("messages", [])))
 
 
-class ModelTests(_ModelTask, DbtTestWatcherOperator):
-    """A model's tests: passed when all of them did in the producer's build; cleared or retried, `dbt test`."""
+class StatusReport:
+    """dbt's events of one build, turned into each model task's status (the producer's XCom `<model>_status`).
+
+    A model is reported when it and the tests of it that ran are done: failed when it failed or one of them
+    did, with dbt's messages. dbt fires events from its threads; a lock keeps the tallies whole."""
+
+    def __init__(self, ti: Any, model_tests: dict[str, list[str]]):
+        self.ti = ti
+        self.tests = model_tests
+        self.models_of: dict[str, list[str]] = {}
+        for model, tests in model_tests.items():
+            for test in tests:
+                self.models_of.setdefault(test, []).append(model)
+        self.results: dict[str, tuple[str, str]] = {}  # unique id -> (dbt status, message)
+        self.reported: set[str] = set()
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+
+    def on_event(self, event: Any) -> None:
+        """dbt's callback: never raises (dbt would turn it into a node error); run() raises what it kept."""
+        if event.info.name != "NodeFinished":
+            return
+        try:
+            node = event.data.node_info
+            with self.lock:
+                self.results[node.unique_id] = (node.node_status, event.data.run_result.message)
+                models = [node.unique_id] if node.unique_id in self.tests else self.models_of.get(node.unique_id, [])
+                for model in models:
+                    self._report_if_done(model)
+        except Exception as exc:  # noqa: BLE001 - kept and raised after the build
+            log.exception("Could not report %s", event.data.node_info.unique_id)
+            self.errors.append(exc)
+
+    def run(self, build: Callable[[Callable], None]) -> list[str]:
+        """Run the build with this report. Returns the models it did not build. After a failure every model not
+        reported yet is reported, skipped if it was not built: a root model task finding no status after a
+        failed build would build its model alone."""
+        try:
+            build(self.on_event)
+        except BaseException:
+            with self.lock:
+                for model in self.tests:
+                    self._report_if_done(model, final=True)
+            raise
+        with self.lock:
+            for model in self.results.keys() & self.tests.keys():
+                self._report_if_done(model, final=True)
+        if self.errors:
+            raise self.errors[0]
+        return [model for model in self.tests if model not in self.results]
+
+    def _report_if_done(self, model: str, final: bool = False) -> None:
+        if model in self.reported or (model not in self.results and not final):
+            return
+        status, message = self.results.get(model, ("skipped", "not in this build"))
+        ran = {test: self.results[test] for test in self.tests[model] if test in self.results}
+        if status in PASSED and len(ran) < len(self.tests[model]) and not final:
+            return  # its tests are still to come
+        failed = [f"{test.split('.')[2]}: {result[1]}" for test, result in ran.items() if result[0] not in PASSED
+                  and result[0] != "skipped"]
+        warned = [f"{test.split('.')[2]}: {result[1]}" for test, result in ran.items() if result[0] == "warn"]
+        if status not in PASSED:
+            value = {"status": "skipped" if status == "skipped" else "failed", "messages": [message]}
+        elif failed:
+            value = {"status": "failed", "messages": failed}
+        else:
+            value = {"status": "success", "messages": [f"built ({message}); {len(ran)} tests passed", *warned]}
+        safe_xcom_push(self.ti, get_status_xcom_key(model), {**value, "outlet_uris": []})
+        self.reported.add(model)
 
 
 class _Producer(_NoLineage, DbtProducerWatcherOperator):
-    def build(self, context: Any) -> list[str]:
-        """Cosmos' `dbt build`; the tasks of the models (and models' tests) it did not report on: the ones it did
-        not select. After a failure those are given a skipped status here (a model task finding no status after
-        a failed build would run its model on its own)."""
-        try:
-            super().execute(context)
-        except Exception:
-            for task in self.not_reported(context):
-                context["ti"].xcom_push(key=self.status_key(task), value=_SKIPPED[task.is_test_sensor])
-            raise
-        return [task.task_id for task in self.not_reported(context)]
+    model_tasks: dict[str, str]  # model unique id -> its task id
+    model_tests: dict[str, list[str]]
 
-    def model_tasks(self) -> list:
-        return [task for task in self.dag.tasks if getattr(task, "producer_task_id", None) == self.task_id]
+    def run_build(self, on_event: Callable) -> None:
+        raise NotImplementedError
 
-    def not_reported(self, context: Any) -> list:
-        return [task for task in self.model_tasks()
-                if context["ti"].xcom_pull(task_ids=self.task_id, key=self.status_key(task)) is None]
-
-    @staticmethod
-    def status_key(task) -> str:
-        uid = task.model_unique_id
-        return get_tests_status_xcom_key(uid) if task.is_test_sensor else get_status_xcom_key(uid)
-
-    def skip(self, task_ids: list[str]) -> None:
-        """Succeed, the tasks of models not built marked skipped: one call to Airflow instead of a task run each."""
-        if task_ids:
-            self.log.info("%d model and test tasks skipped: not in this build", len(task_ids))
-            raise DownstreamTasksSkipped(tasks=task_ids)
-
-
-_SKIPPED = {True: "skipped", False: {"status": "skipped", "outlet_uris": []}}  # a tests / a model status
+    def execute(self, context: Any, **kwargs: Any) -> None:
+        ti = context["ti"]
+        safe_xcom_push(ti, _PRODUCER_CMD_FLAGS_XCOM_KEY, RETRY_FLAGS)
+        not_built = StatusReport(ti, self.model_tests).run(self.run_build)
+        if not_built:  # one call to Airflow instead of a task run each
+            self.log.info("%d model tasks skipped: not in this build", len(not_built))
+            raise DownstreamTasksSkipped(tasks=[self.model_tasks[model] for model in not_built])
 
 
 class CoreBuild(_Producer):
-    """`dbt build` of the core: what is downstream of the changed CRM objects, recorded in ops.core_builds."""
+    """transform.build_core: what is downstream of the changed CRM objects, recorded in ops.core_builds."""
 
-    def execute(self, context: Any, **kwargs: Any) -> None:
-        with transform.core_build() as selectors:
-            if selectors is None:
-                not_built = [task.task_id for task in self.model_tasks()]
-            else:
-                if selectors:
-                    self.select = " ".join(selectors)
-                not_built = self.build(context)
-        self.skip(not_built)
+    def run_build(self, on_event: Callable) -> None:
+        transform.build_core(on_event=on_event)
 
 
 class MartsBuild(_Producer):
-    """`dbt build` of the marts into the shadow schema (write); audit and publish are the next tasks."""
+    """transform.build_marts_shadow: the marts into the shadow schema (write); audit and publish follow."""
 
-    def execute(self, context: Any, **kwargs: Any) -> None:
-        marts_publish.prepare_shadow()
-        try:
-            not_built = self.build(context)
-        except Exception as exc:
-            transform.not_published("build", f"the dbt build of {marts_publish.SHADOW} failed: {exc}", None)
-        self.skip(not_built)
+    def run_build(self, on_event: Callable) -> None:
+        transform.build_marts_shadow(on_event=on_event)
 
 
 def core_group() -> DbtTaskGroup:
-    return task_group("dbt_core", CoreBuild, exclude=transform.MARTS.split(), threads=transform.CORE_THREADS)
+    return task_group("dbt_core", CoreBuild, exclude=transform.MARTS.split(), last=False)
 
 
 def marts_group() -> DbtTaskGroup:
-    return task_group("dbt_marts", MartsBuild, select=transform.MARTS.split())
-
+    return task_group("dbt_marts", MartsBuild, select=transform.MARTS.split(), last=True)

@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -53,7 +53,8 @@ def dbt_executable() -> str:
     return found
 
 
-def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results_path: Path | None = None):
+def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results_path: Path | None = None,
+            on_event: Callable | None = None):
     """Run one dbt command in this process (dbt's programmatic runner), its output in the log; raise with
     dbt's own summary on failure. Returns dbt's result (for a parse: the manifest).
 
@@ -61,7 +62,8 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results
     CLI, the benchmark) pays its import (~2 s) once, and a build can reuse the manifest parsed for it
     (manifest=). results_path: where to write run_results.json when --no-write-json is given. dbt's env vars
     are set only for the invocation: PGOPTIONS makes every connection crm_transformer, which the loader's
-    and the publisher's connections of this process must not be.
+    and the publisher's connections of this process must not be. on_event: also given every dbt event (the
+    DAG's model tasks' statuses, dbt_tasks).
     """
     from dbt.cli.main import dbtRunner
 
@@ -70,8 +72,8 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results
     log.info("Running: dbt %s", " ".join(args))
     failures: list[str] = []
     with settings.environment({**dbt_env(warehouse_dsn), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
-        result = dbtRunner(manifest=manifest, callbacks=[lambda event: _log_dbt_event(event, failures)]
-                           ).invoke(command)
+        callbacks = [lambda event: _log_dbt_event(event, failures), *([on_event] if on_event else [])]
+        result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(command)
     if results_path is not None and result.result is not None and hasattr(result.result, "write"):
         result.result.write(str(results_path))  # dbt's run_results.json, also after a failure
     if result.exception is not None and not isinstance(result.exception, Exception):
@@ -105,7 +107,7 @@ CORE_THREADS = 4
 
 
 def build(*, select: str | None = None, exclude: str | None = None, as_of_date: str | None = None,
-          threads: int | None = None) -> None:
+          threads: int | None = None, on_event: Callable | None = None) -> None:
     """`dbt build`, optionally of a part of the project (dbt selectors, space-separated), as of a date.
 
     Marts are always built into the shadow schema (write-audit-publish). The core build passes the
@@ -124,7 +126,7 @@ def build(*, select: str | None = None, exclude: str | None = None, as_of_date: 
     dbt_vars = json.dumps(build_vars(as_of_date))
     # the manifest parsed once per process and project state; dbt writes it then (parse), not again per build
     run_dbt(*args, "--vars", dbt_vars, "--no-write-json", manifest=_parsed_manifest(dbt_vars),
-            results_path=project_dir() / "target" / "run_results.json")
+            results_path=project_dir() / "target" / "run_results.json", on_event=on_event)
 
 
 _PARSED: dict[str, object] = {}
@@ -148,13 +150,14 @@ def build_vars(as_of_date: str | None = None) -> dict:
     return {"marts_schema": marts_publish.SHADOW, **({"as_of_date": as_of_date} if as_of_date else {})}
 
 
-def build_core(as_of_date: str | None = None) -> None:
+def build_core(as_of_date: str | None = None, on_event: Callable | None = None) -> None:
     """Everything the marts read: staging, intermediate and the core star schema; only the part downstream of
     the CRM objects changed since the last core build that succeeded, when the project has not changed since
     (build_scope)."""
     with core_build(as_of_date) as selectors:
         if selectors is not None:
-            build(select=" ".join(selectors) or None, exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS)
+            build(select=" ".join(selectors) or None, exclude=MARTS, as_of_date=as_of_date, threads=CORE_THREADS,
+                  on_event=on_event)
 
 
 @contextmanager
@@ -178,11 +181,11 @@ def core_build(as_of_date: str | None = None) -> Iterator[list[str] | None]:
         build_scope.record_success(wh, build_id)
 
 
-def build_marts_shadow(as_of_date: str | None = None) -> None:
+def build_marts_shadow(as_of_date: str | None = None, on_event: Callable | None = None) -> None:
     """Write: the marts and their dbt tests, in the shadow schema; `marts` is untouched."""
     marts_publish.prepare_shadow(as_of_date)
     try:
-        build(select=MARTS, as_of_date=as_of_date)
+        build(select=MARTS, as_of_date=as_of_date, on_event=on_event)
     except WarehouseError as exc:
         not_published("build", f"the dbt build of {marts_publish.SHADOW} failed: {exc}", as_of_date)
 
