@@ -215,8 +215,10 @@ def dbt_tasks_overhead(base_dsn: str, source_dsn: str, warehouse_dsn: str, scale
         started = time.perf_counter()
         transform.build_core()
         core = time.perf_counter() - started
+        transform.score_customers()  # the marts join the scores; between the groups in the DAG too
+        started = time.perf_counter()
         transform.build_marts_shadow()
-        bare = {"dbt_core": round(core, 2), "dbt_marts": round(time.perf_counter() - started - core, 2)}
+        bare = {"dbt_core": round(core, 2), "dbt_marts": round(time.perf_counter() - started, 2)}
     _drop_dbt_outputs(warehouse_dsn)
     metadata = fresh_database(base_dsn, "bench_dbt_tasks_metadata")
     env = airflow_runner.airflow_env(settings.Connections(warehouse=warehouse_dsn, source=source_dsn,
