@@ -23,7 +23,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from crm_warehouse import extract_load, settings, simulator
+from crm_warehouse import access, extract_load, settings, simulator
 
 SAMPLE_SECONDS = 0.2
 
@@ -199,7 +199,8 @@ def _task_group_times(metadata_dsn: str, dag_id: str, group: str) -> dict:
             "producer_seconds": round(producer.total_seconds(), 2), "task_instances": states}
 
 
-DBT_SCHEMAS = ("staging", "intermediate", "core", "pii", "dbt_state", "marts_shadow", "marts", "marts_previous")
+# what dbt writes: the transformer's schemas but `ml`, the predictive step's scores, which the marts join
+DBT_SCHEMAS = tuple(schema for schema in access.TRANSFORMER_SCHEMAS if schema != "ml")
 
 
 def dbt_tasks_overhead(base_dsn: str, source_dsn: str, warehouse_dsn: str, scale: float) -> dict:
