@@ -262,7 +262,8 @@ class StatusReport:
         elif failed:
             value = {"status": "failed", "messages": failed}
         else:
-            value = {"status": "success", "messages": [f"built ({message}); {len(ran)} tests passed", *warned]}
+            passed = sum(result[0] in PASSED for result in ran.values())  # not the ones dbt skipped
+            value = {"status": "success", "messages": [f"built ({message}); {passed} tests passed", *warned]}
         safe_xcom_push(self.ti, get_status_xcom_key(model), {**value, "outlet_uris": []})
         self.reported.add(model)
 
