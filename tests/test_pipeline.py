@@ -397,11 +397,24 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
     query(wh, "alter table core.fct_support_tickets alter column sabotage drop default")
     query(embedded.source, "update crm.support_tickets set updated_at = now() - interval '1 second' "
                            "where ticket_id = (select min(ticket_id) from crm.support_tickets)")
-    # a value the load gate lets through and a data test of the staging model does not (accepted_values)
-    activity, activity_type = query(embedded.source, "select activity_id, activity_type from crm.activities "
-                                                     "order by activity_id limit 1")[0]
+    # a value the load gate lets through and the staging model's row checks do not (accepted_values, checked by
+    # the model's post-hook: macro assert_row_tests)
+    activity, activity_type, activity_customer = query(
+        embedded.source, "select activity_id, activity_type, customer_id from crm.activities "
+                         "order by activity_id limit 1")[0]
     query(embedded.source, "update crm.activities set activity_type = 'webinar', updated_at = now() - interval "
                            "'1 second' where activity_id = %s", (activity,))
+    # a data test of its own that fails: a changed web session whose customer the staging table has lost
+    session, session_customer = query(
+        embedded.source, "select session_id, customer_id from crm.web_sessions where customer_id is not null "
+                         "and customer_id is distinct from %s and customer_id not in (select customer_id from "
+                         "crm.support_tickets where ticket_id = (select min(ticket_id) from crm.support_tickets)) "
+                         "order by session_id limit 1", (activity_customer,))[0]
+    query(embedded.source, "update crm.web_sessions set updated_at = now() - interval '1 second' "
+                           "where session_id = %s", (session,))
+    query(wh, "create table public.lost_customer as select * from staging.stg_crm__customers where customer_id = %s",
+          (session_customer,))
+    query(wh, "delete from staging.stg_crm__customers where customer_id = %s", (session_customer,))
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
     failures: list[WarehouseError] = []
     run = threading.Thread(target=_transform_expecting_failure, args=(pipeline, failures))
@@ -417,12 +430,18 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
             "Database Error in model fct_support_tickets") in log_text
     assert "Retry attempt #1 – Running model 'model.crm_warehouse.fct_support_tickets'" in log_text
     assert re.search(r"model\.crm_warehouse\.stg_crm__activities failed in dbt_core\.dbt_producer_watcher's dbt "
-                     r"build: accepted_values_stg_crm__activities_activity_type\w*: Got 1 result", log_text)
+                     r"build: Database Error in model stg_crm__activities", log_text)
+    assert re.search(r'"staging"\."stg_crm__activities" failed 1 data test\(s\) on the rows it wrote: '
+                     r"accepted_values_stg_crm__activities_activity_type\w* \(activity_type in \('call', 'email', "
+                     r"'meeting', 'demo'\)\): 1 rows, e\.g\. \(" + str(activity) + ",", log_text)
+    assert re.search(r"model\.crm_warehouse\.stg_crm__web_sessions failed in dbt_core\.dbt_producer_watcher's dbt "
+                     r"build: relationships_stg_crm__web_sessions_customer_id\w*: Got 1 result", log_text)
 
     states = _last_run_states(embedded.airflow_metadata)
     assert states["dbt_core.dbt_producer_watcher"] == ("failed", 1)
     assert states["dbt_core.fct_support_tickets_run"] == ("success", 2)
     assert states["dbt_core.stg_crm__activities_run"] == ("failed", 2)  # its retry: the row is still in raw
+    assert states["dbt_core.stg_crm__web_sessions_run"] == ("failed", 2)
     assert states["dbt_core.fct_activities_run"][0] == "upstream_failed"
     assert states["score_customers"][0] == states["dbt_marts.dbt_producer_watcher"][0] == "upstream_failed"
     # what the failed build selected: downstream of the objects changed since the last core build that succeeded,
@@ -435,17 +454,20 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
         model = task_id.split(".")[1].removesuffix("_run") if task_id.startswith("dbt_core.") else None
         if model and task_id.endswith("_run") and model not in built:
             assert state == "skipped", task_id
-        elif model and task_id.endswith("_run") and model != "stg_crm__activities":
+        elif model and task_id.endswith("_run") and model not in ("stg_crm__activities", "stg_crm__web_sessions"):
             assert state in ("success", "upstream_failed"), task_id
     assert scalar(wh, published) == versions
 
     query(embedded.source, "update crm.activities set activity_type = %s, updated_at = now() - interval '1 second' "
                            "where activity_id = %s", (activity_type, activity))
+    query(wh, "insert into staging.stg_crm__customers select * from public.lost_customer")
+    query(wh, "drop table public.lost_customer")
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
 
     airflow_runner.dags_test("crm_transform", env=pipeline, echo=lambda *_: None)
     states = _last_run_states(embedded.airflow_metadata)
     assert states["dbt_core.fct_support_tickets_run"] == states["dbt_core.stg_crm__activities_run"] == ("success", 1)
+    assert states["dbt_core.stg_crm__web_sessions_run"] == ("success", 1)
     assert scalar(wh, published) == versions + 1
 
 

@@ -84,9 +84,12 @@ def model_tests(nodes: dict, models: set[str], *, last: bool) -> dict[str, set[s
 
 
 def _is_constraint(test: dict, nodes: dict) -> bool:
-    return ((test.get("test_metadata") or {}).get("name") == "not_null"
-            and nodes.get(test.get("attached_node") or "", {}).get("config", {}).get("materialized")
-            in ("table", "incremental"))
+    """transform.CONSTRAINED_TESTS: tests the models enforce themselves (constraints, row checks)."""
+    name = (test.get("test_metadata") or {}).get("name")
+    parent = nodes.get(test.get("attached_node") or "", {}).get("config", {}).get("materialized")
+    severity = str(test.get("config", {}).get("severity", "error")).lower()
+    return parent in ("table", "incremental") and (
+        name == "not_null" or (name in transform.ROW_TESTS and severity == "error"))
 
 
 def use_warehouse_profile(context: Any) -> None:

@@ -96,10 +96,16 @@ def _log_dbt_event(event, failures: list[str]) -> None:
 
 # the marts and the one intermediate model built with their as-of date (the customer marts' revenue orders)
 MARTS = "path:models/marts int_orders__revenue_as_of"
-# the not_null tests of table and incremental models are NOT NULL constraints of their tables (macro
-# enforce_not_null_tests), so the pipeline's builds leave them out; `dbt test` and `make test` run them
-CONSTRAINED_TESTS = ("test_name:not_null,config.materialized:table",
-                     "test_name:not_null,config.materialized:incremental")
+# data tests of table and incremental models that the models enforce themselves, so the pipeline's builds
+# leave them out (`dbt test` and `make test` run them): not_null tests are NOT NULL constraints (macro
+# enforce_not_null_tests), and the row-level tests of severity error are checked by a post-hook in one
+# query per model (macro assert_row_tests; dbt_tasks._is_constraint is the same rule)
+ROW_TESTS = ("accepted_range", "accepted_values", "expression_is_true")
+CONSTRAINED_TESTS = (
+    *(f"test_name:not_null,config.materialized:{m}" for m in ("table", "incremental")),
+    *(f"test_name:{t},config.materialized:{m},config.severity:error" for t in ROW_TESTS
+      for m in ("table", "incremental")),
+)
 # dbt threads of the core build (the profile's 2, one per core, for the marts): an incremental core run
 # is ~500 small nodes whose time is mostly round trips and dbt's own work, which overlap; the marts are a
 # few heavy queries that only compete for the cores (measured at scale 10: core -4 s, marts +2.6 s at 4)
