@@ -41,3 +41,50 @@
     {%- endfor -%}
     {{ return(columns | sort) }}
 {%- endmacro %}
+
+
+{#-
+    Post-hook of every table and incremental model, beside enforce_not_null_tests: a unique test (severity
+    error) of one of its columns becomes a unique index of its table, created when the table has no
+    single-column unique index on it (an incremental model has one on its key already). A duplicate then
+    fails the model with postgres' "Key (column)=(value) is duplicated" and its previous table stays; the
+    pipeline's builds leave the tests out (transform.CONSTRAINED_TESTS), `dbt test` still runs them.
+-#}
+{% macro enforce_unique_tests() -%}
+    {%- if not execute or this is none or config.get('materialized') not in ('table', 'incremental') -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set columns = unique_tested_columns(model.unique_id) -%}
+    {%- if not columns -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set relation = this.include(database=false) -%}
+    do $unique$
+    begin
+        {%- for column in columns %}
+        if not exists (select from pg_index as i join pg_attribute as a
+                           on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                       where i.indrelid = '{{ relation }}'::regclass and i.indisunique and i.indnatts = 1
+                         and i.indexprs is null and i.indpred is null and a.attname = '{{ column }}')
+        then
+            create unique index on {{ relation }} ({{ adapter.quote(column) }});
+        end if;
+        {%- endfor %}
+    end
+    $unique$
+{%- endmacro %}
+
+
+{#- the columns of a model that carry a unique test of severity error -#}
+{% macro unique_tested_columns(model_id) -%}
+    {%- set columns = [] -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'test' and node.get('attached_node') == model_id -%}
+        {%- if (node.get('test_metadata') or {}).get('name') == 'unique' and (node.config.severity | lower) == 'error' -%}
+            {%- if node.config.get('where') -%}
+                {{ exceptions.raise_compiler_error("unique test " ~ node.name ~ " has a where config: a unique index cannot stand for it (macro enforce_unique_tests)") }}
+            {%- endif -%}
+            {%- do columns.append(node.column_name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(columns | unique | sort) }}
+{%- endmacro %}

@@ -97,12 +97,14 @@ def _log_dbt_event(event, failures: list[str]) -> None:
 # the marts and the one intermediate model built with their as-of date (the customer marts' revenue orders)
 MARTS = "path:models/marts int_orders__revenue_as_of"
 # data tests of table and incremental models that the models enforce themselves, so the pipeline's builds
-# leave them out (`dbt test` and `make test` run them): not_null tests are NOT NULL constraints (macro
-# enforce_not_null_tests), and the row-level tests of severity error are checked by a post-hook in one
-# query per model (macro assert_row_tests; dbt_tasks._is_constraint is the same rule)
+# leave them out (`dbt test` and `make test` run them): not_null tests are NOT NULL constraints, unique tests
+# of severity error unique indexes (macros enforce_not_null_tests, enforce_unique_tests), and the row-level
+# tests of severity error are checked by a post-hook in one query per model (macro assert_row_tests);
+# dbt_tasks._is_constraint is the same rule
 ROW_TESTS = ("accepted_range", "accepted_values", "expression_is_true")
 CONSTRAINED_TESTS = (
     *(f"test_name:not_null,config.materialized:{m}" for m in ("table", "incremental")),
+    *(f"test_name:unique,config.materialized:{m},config.severity:error" for m in ("table", "incremental")),
     *(f"test_name:{t},config.materialized:{m},config.severity:error" for t in ROW_TESTS
       for m in ("table", "incremental")),
 )
