@@ -231,6 +231,31 @@ def test_not_null_tests_of_tables_are_constraints_and_hold(embedded, pipeline):
     assert len(statuses) > 300 and set(statuses) == {"pass"}
 
 
+def test_the_tests_the_models_enforce_are_unique_indexes_and_pass_as_dbt_tests(embedded, pipeline):
+    """The pipeline's builds skip the unique tests of tables (unique indexes) and their row-level tests (checked by
+    the model's post-hook, macro assert_row_tests); every such unique column has a unique index of its own in the
+    warehouse, and the skipped tests themselves, run here with dbt on the published data, pass."""
+    manifest = json.loads((transform.docs_target() / "manifest.json").read_text())
+    unique = set()
+    for node in manifest["nodes"].values():
+        parent = manifest["nodes"].get(node.get("attached_node") or "", {})
+        if (node.get("test_metadata") or {}).get("name") == "unique" and \
+                parent.get("config", {}).get("materialized") in ("table", "incremental"):
+            unique.add((parent["schema"].replace(marts_publish.SHADOW, marts_publish.LIVE), parent["alias"],
+                        node["column_name"]))
+    assert len(unique) > 40
+    indexed = set(query(embedded.warehouse, """
+        select n.nspname, c.relname, a.attname from pg_index i join pg_class c on c.oid = i.indrelid
+        join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = i.indrelid
+        and a.attnum = i.indkey[0] where i.indisunique and i.indnatts = 1 and i.indpred is null"""))
+    assert unique - indexed == set()
+    enforced = [s for s in transform.CONSTRAINED_TESTS if not s.startswith("test_name:not_null")]
+    transform.run_dbt("test", "--select", *enforced)
+    results = json.loads((transform.project_dir() / "target" / "run_results.json").read_text())["results"]
+    statuses = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("test.")}
+    assert len(statuses) > 190 and set(statuses.values()) == {"pass"}
+
+
 def test_dbt_unit_tests_pass(pipeline):
     """The pipeline's builds skip the unit tests (they prove logic, not data); they run here, in CI."""
     transform.run_dbt("test", "--select", "test_type:unit")
@@ -385,7 +410,7 @@ def test_a_failing_mart_audit_leaves_marts_as_they_were(embedded, pipeline, tmp_
         "failed_audit")
 
 
-def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alone(embedded, pipeline):
+def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alone(embedded, pipeline, request):
     """crm_transform's dbt task groups (Cosmos watcher mode): the model whose build fails, or one of whose tests
     fails, is the failed task, with dbt's message; the models the build did not select are skipped; the marts are
     not published. The model's automatic retry builds it alone (`dbt build`, its tests included), which succeeds
@@ -414,6 +439,7 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
                            "where session_id = %s", (session,))
     query(wh, "create table public.lost_customer as select * from staging.stg_crm__customers where customer_id = %s",
           (session_customer,))
+    request.addfinalizer(lambda: _restore_lost_customer(wh))  # also when an assertion below fails
     query(wh, "delete from staging.stg_crm__customers where customer_id = %s", (session_customer,))
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
     failures: list[WarehouseError] = []
@@ -450,18 +476,21 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
     built = (_models_downstream_of({f"source.crm_warehouse.crm.{name}" for name in selected}) if selected
              else _core_models())
     assert "fct_support_tickets" in built
+    # a relationships test fails the tasks of both its models when the build selected both (every model, above)
+    failing = {"stg_crm__activities", "stg_crm__web_sessions"} | ({"stg_crm__customers"} & built)
     for task_id, (state, _) in states.items():
         model = task_id.split(".")[1].removesuffix("_run") if task_id.startswith("dbt_core.") else None
         if model and task_id.endswith("_run") and model not in built:
             assert state == "skipped", task_id
-        elif model and task_id.endswith("_run") and model not in ("stg_crm__activities", "stg_crm__web_sessions"):
+        elif model in failing and task_id.endswith("_run"):
+            assert state == "failed", task_id
+        elif model and task_id.endswith("_run"):
             assert state in ("success", "upstream_failed"), task_id
     assert scalar(wh, published) == versions
 
     query(embedded.source, "update crm.activities set activity_type = %s, updated_at = now() - interval '1 second' "
                            "where activity_id = %s", (activity_type, activity))
-    query(wh, "insert into staging.stg_crm__customers select * from public.lost_customer")
-    query(wh, "drop table public.lost_customer")
+    _restore_lost_customer(wh)
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
 
     airflow_runner.dags_test("crm_transform", env=pipeline, echo=lambda *_: None)
@@ -469,6 +498,12 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
     assert states["dbt_core.fct_support_tickets_run"] == states["dbt_core.stg_crm__activities_run"] == ("success", 1)
     assert states["dbt_core.stg_crm__web_sessions_run"] == ("success", 1)
     assert scalar(wh, published) == versions + 1
+
+
+def _restore_lost_customer(wh: str) -> None:
+    if scalar(wh, "select to_regclass('public.lost_customer') is not null"):
+        query(wh, "insert into staging.stg_crm__customers select * from public.lost_customer")
+        query(wh, "drop table public.lost_customer")
 
 
 def _transform_expecting_failure(env: dict, failures: list) -> None:
