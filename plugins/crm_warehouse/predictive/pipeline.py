@@ -136,10 +136,9 @@ def _dated_events_query(table: str, date_column: str, as_of: date) -> sql.Compos
 
 def load(conn: psycopg.Connection, as_of: date) -> WarehouseData:
     """Everything the models need, as numpy arrays, restricted to events on or before `as_of`."""
-    known = read_columns(conn, _customers_query(conn, as_of), ["int8"])[0]
-    order_customer, order_day, order_value = read_columns(conn, _orders_query(as_of), ["int8", "int4", "float8"])
-    customer_ids = np.intersect1d(known, order_customer)
-    orders = features.index_events(customer_ids, order_customer, order_day, order_value)
+    known = np.unique(read_columns(conn, _customers_query(conn, as_of), ["int8"])[0])
+    customer_ids, orders = _customers_with_orders(
+        known, *read_columns(conn, _orders_query(as_of), ["int8", "int4", "float8"]))
     tickets = features.index_events(customer_ids, *read_columns(
         conn, _dated_events_query("fct_support_tickets", "opened_date", as_of), ["int8", "int4"]))
     if {"customer_id", "occurred_date", "is_deleted"} <= relation_columns(conn, "core", "fct_activities"):
@@ -150,6 +149,20 @@ def load(conn: psycopg.Connection, as_of: date) -> WarehouseData:
         activity_columns = [np.zeros(0, np.int64), np.zeros(0, np.int32)]
     activities = features.index_events(customer_ids, *activity_columns)
     return WarehouseData(customer_ids, features.purchase_days(orders), tickets, activities, _day(as_of))
+
+
+def _customers_with_orders(known: np.ndarray, order_customer: np.ndarray, order_day: np.ndarray,
+                           order_value: np.ndarray) -> tuple[np.ndarray, features.Events]:
+    """The sorted `known` customers that have an order, and those orders indexed into them.
+
+    The same as np.intersect1d(known, order_customer) and then index_events, but without the intersection's
+    sort of the million order customer ids (~0.1 s).
+    """
+    orders = features.index_events(known, order_customer, order_day, order_value)
+    has_orders = np.zeros(len(known), bool)
+    has_orders[orders.customer] = True
+    position = np.cumsum(has_orders) - 1
+    return known[has_orders], features.Events(position[orders.customer], orders.day, orders.value)
 
 
 def fit_ltv(data: WarehouseData) -> tuple[dict[str, np.ndarray], list[ModelRun]]:
