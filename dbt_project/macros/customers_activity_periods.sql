@@ -11,45 +11,65 @@
         last order + N days when no order follows by then.
     churn_date is null while the period is still running at the end of the as-of day. A customer with
     more than one period returned after churning (reactivation).
+    Also usable by the mart: `order_periods`, the order-rule periods of every customer with revenue
+    orders (subscription customers included), whose order_count counts the customer's orders up to
+    the period's last order.
 -#}
 {% macro customers_activity_periods(as_of, revenue_orders, subscriptions) -%}
 
-order_days as (
-
-    select distinct
-        customer_id,
-        ordered_date
-    from {{ revenue_orders }}
-
-),
-
 order_gaps as (
 
+    -- no distinct order days needed: a second order on the same day is 0 days after the first,
+    -- so it never starts or ends a period
     select
         customer_id,
         ordered_date,
-        lag(ordered_date) over (partition by customer_id order by ordered_date) as previous_order_date
-    from order_days
+        lag(ordered_date) over customer_orders as previous_order_date,
+        lead(ordered_date) over customer_orders as next_order_date,
+        row_number() over customer_orders as order_number
+    from {{ revenue_orders }}
+    window customer_orders as (partition by customer_id order by ordered_date)
 
 ),
 
-order_islands as (
+order_period_bounds as (
 
+    -- only the first and the last order of each period, in order: start, end, start, end, ... (an
+    -- order alone in its period is both); numbering periods on these rows instead of all orders
+    -- saves a window and an aggregate over every order
     select
         customer_id,
         ordered_date,
-        sum(
-            case
-                when previous_order_date is null then 1
-                when {{ dbt.datediff('previous_order_date', 'ordered_date', 'day') }} > {{ var('churn_days') }} then 1
-                else 0
-            end
-        ) over (
-            partition by customer_id
-            order by ordered_date
-            rows between unbounded preceding and current row
-        ) as period_number
+        order_number,
+        previous_order_date is null
+            or {{ dbt.datediff('previous_order_date', 'ordered_date', 'day') }} > {{ var('churn_days') }} as is_period_start,
+        next_order_date is null
+            or {{ dbt.datediff('ordered_date', 'next_order_date', 'day') }} > {{ var('churn_days') }} as is_period_end
     from order_gaps
+
+),
+
+order_period_ends as (
+
+    -- on a period's last order: its number (periods started so far) and its first order (the
+    -- previous bound; a same-day start sorts before the end)
+    select
+        customer_id,
+        ordered_date,
+        order_number,
+        is_period_end,
+        sum(case when is_period_start then 1 else 0 end) over customer_bounds as period_number,
+        case
+            when is_period_start then ordered_date
+            else lag(ordered_date) over customer_bounds
+        end as period_start_date
+    from order_period_bounds
+    where is_period_start or is_period_end
+    window customer_bounds as (
+        partition by customer_id
+        order by ordered_date, is_period_end
+        rows between unbounded preceding and current row
+    )
 
 ),
 
@@ -58,10 +78,11 @@ order_periods as (
     select
         customer_id,
         period_number,
-        min(ordered_date) as period_start_date,
-        max(ordered_date) as last_order_date
-    from order_islands
-    group by customer_id, period_number
+        period_start_date,
+        ordered_date as last_order_date,
+        order_number as order_count
+    from order_period_ends
+    where is_period_end
 
 ),
 

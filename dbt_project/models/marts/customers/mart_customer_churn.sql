@@ -46,12 +46,13 @@ churn_risk as (
 
 order_summary as (
 
+    -- from the macro's order periods (~100k rows) instead of another pass over all revenue orders
     select
         customer_id,
-        count(*) as order_count,
-        min(ordered_date) as first_order_date,
-        max(ordered_date) as last_order_date
-    from revenue_orders
+        max(order_count) as order_count,
+        min(period_start_date) as first_order_date,
+        max(last_order_date) as last_order_date
+    from order_periods
     group by customer_id
 
 ),

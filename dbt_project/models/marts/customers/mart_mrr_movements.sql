@@ -95,9 +95,7 @@ spine as (
     select
         account_currencies.account_id,
         account_currencies.currency_code,
-        months.month_start_date,
-        months.month_end_date,
-        months.snapshot_date
+        months.month_start_date
     from account_currencies
     inner join months
         on months.month_start_date >= account_currencies.first_month_start_date
@@ -110,8 +108,6 @@ currency_months as (
         spine.account_id,
         spine.currency_code,
         spine.month_start_date,
-        spine.month_end_date,
-        spine.snapshot_date,
         coalesce(active_terms.mrr_amount, 0) as mrr_amount,
         coalesce(lag(active_terms.mrr_amount) over (
             partition by spine.account_id, spine.currency_code
@@ -130,6 +126,9 @@ currency_months as (
     left join fx_rates
         on fx_rates.currency_code = spine.currency_code
         and fx_rates.month_start_date = spine.month_start_date
+    -- already in account order after the windows: ordering by month within the account lets
+    -- account_months aggregate the sorted rows instead of hashing them (-0.5 s at scale 10)
+    order by spine.account_id, spine.month_start_date
 
 ),
 
@@ -138,13 +137,11 @@ account_months as (
     select
         account_id,
         month_start_date,
-        month_end_date,
-        snapshot_date,
         sum({{ to_reporting('mrr_amount', 'fx_rate_to_reporting') }}) as mrr_reporting,
         sum({{ to_reporting('previous_mrr_amount', 'coalesce(previous_fx_rate_to_reporting, fx_rate_to_reporting)') }}) as previous_mrr_reporting,
         sum({{ to_reporting('previous_mrr_amount', 'fx_rate_to_reporting') }}) as previous_mrr_constant_fx_reporting
     from currency_months
-    group by account_id, month_start_date, month_end_date, snapshot_date
+    group by account_id, month_start_date
 
 ),
 
@@ -162,7 +159,10 @@ with_history as (
 
 ),
 
-classified as (
+classified as materialized (
+
+    -- materialized: inlined into final, its movement_type case was evaluated once per reference
+    -- (a dozen times a row, ~0.4 s at scale 10)
 
     select
         *,
@@ -187,8 +187,8 @@ final as (
         as_of.as_of_date,
         classified.account_id,
         classified.month_start_date,
-        classified.month_end_date,
-        classified.snapshot_date,
+        months.month_end_date,
+        months.snapshot_date,
         {{ reporting_currency() }} as reporting_currency,
         classified.previous_mrr_reporting,
         classified.previous_mrr_constant_fx_reporting,
@@ -208,6 +208,8 @@ final as (
         case when classified.movement_type = 'reactivation' then classified.mrr_change_reporting else 0 end as reactivation_mrr_reporting,
         classified.had_prior_mrr
     from classified
+    inner join months
+        on months.month_start_date = classified.month_start_date
     cross join as_of
     -- months at 0 after a churn carry no movement
     where classified.movement_type <> 'inactive'
