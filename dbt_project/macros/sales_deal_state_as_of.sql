@@ -5,9 +5,12 @@
       as_of              one row: as_of_date
       live_deals_as_of   deals created on or before the as-of date and not deleted by then
                          (deleted_date after the as-of date still counts: a run made on that date saw it)
-      visits_as_of       their stage visits entered on or before the as-of date; a visit that ended
-                         after the as-of date is still open (exited_at, exited_date, duration_days,
-                         next_stage_id are null)
+      visits_as_of       the stage visits entered on or before the as-of date, of every deal (join
+                         live_deals_as_of or deals_as_of to keep the live deals' visits: filtering
+                         them here cost a join of every visit, while the deals are joined anyway);
+                         a visit that ended after the as-of date is still open (exited_at and
+                         duration_days are null). Only the columns the sales marts use, so that a
+                         mart reading it several times keeps the materialized CTE in memory.
       deals_as_of        one row per live deal: the stage it was in at the end of the as-of date
                          (the last visit entered), furthest funnel step, won/lost/open flags, close
                          date, sales cycle and the amount in the reporting currency, converted at
@@ -49,58 +52,42 @@ live_deals_as_of as (
 visits_as_of as (
 
     select
-        visits.deal_stage_history_id,
         visits.deal_id,
-        visits.visit_number,
         visits.stage_id,
         visits.funnel_step,
         visits.is_closed_stage,
         visits.is_won_stage,
         visits.is_lost_stage,
-        visits.is_skip,
         visits.skipped_stage_count,
         visits.is_reopen,
         visits.entered_at,
-        visits.entered_date,
         case when visits.exited_date <= as_of.as_of_date then visits.exited_at end as exited_at,
-        case when visits.exited_date <= as_of.as_of_date then visits.exited_date end as exited_date,
-        case when visits.exited_date <= as_of.as_of_date then visits.duration_days end as duration_days,
-        case when visits.exited_date <= as_of.as_of_date then visits.next_stage_id end as next_stage_id
+        case when visits.exited_date <= as_of.as_of_date then visits.duration_days end as duration_days
     from {{ ref('fct_deal_stage_history') }} as visits
     cross join as_of
-    inner join live_deals_as_of
-        on live_deals_as_of.deal_id = visits.deal_id
     where not visits.is_deleted
       and visits.entered_date <= as_of.as_of_date
 
 ),
 
-ranked_visits_as_of as (
-
-    select
-        visits_as_of.*,
-        row_number() over (
-            partition by deal_id
-            order by entered_at desc, visit_number desc
-        ) as recency_rank
-    from visits_as_of
-
-),
-
 deal_progress_as_of as (
 
+    -- the deal's stage at the end of the as-of date is its last visit entered by then, which is
+    -- the one visit still open then: in fct_deal_stage_history each visit of a deal ends when the
+    -- next one is entered. Picking it in the same hash aggregate saves sorting every visit for a
+    -- row_number window.
     select
         deal_id,
         count(*) as stage_visit_count,
         max(funnel_step) as furthest_funnel_step,
         sum(case when is_reopen then 1 else 0 end) as reopen_count,
         sum(skipped_stage_count) as skipped_stage_count,
-        max(case when recency_rank = 1 then stage_id end) as stage_id,
-        max(case when recency_rank = 1 then entered_at end) as stage_entered_at,
-        max(case when recency_rank = 1 and is_closed_stage then 1 else 0 end) = 1 as is_closed,
-        max(case when recency_rank = 1 and is_won_stage then 1 else 0 end) = 1 as is_won,
-        max(case when recency_rank = 1 and is_lost_stage then 1 else 0 end) = 1 as is_lost
-    from ranked_visits_as_of
+        max(case when exited_at is null then stage_id end) as stage_id,
+        max(case when exited_at is null then entered_at end) as stage_entered_at,
+        max(case when exited_at is null and is_closed_stage then 1 else 0 end) = 1 as is_closed,
+        max(case when exited_at is null and is_won_stage then 1 else 0 end) = 1 as is_won,
+        max(case when exited_at is null and is_lost_stage then 1 else 0 end) = 1 as is_lost
+    from visits_as_of
     group by deal_id
 
 ),
@@ -235,4 +222,19 @@ deals_as_of as (
 
 {% macro bigquery__sales_percentile(expression, fraction) -%}
     approx_quantiles({{ expression }}, 100)[offset({{ (fraction * 100) | int }})]
+{%- endmacro %}
+
+{#- the value to take a sales_percentile of, made where the rows are built: postgres's percentile_cont
+    takes double precision, and casting a numeric column there, once per row, instead of inside the
+    aggregate, once per row and grouping set, saves about 0.1 s per 440k rows and 5 grouping sets -#}
+{% macro sales_percentile_input(expression) -%}
+    {{ return(adapter.dispatch('sales_percentile_input', 'crm_warehouse')(expression)) }}
+{%- endmacro %}
+
+{% macro default__sales_percentile_input(expression) -%}
+    {{ expression }}
+{%- endmacro %}
+
+{% macro postgres__sales_percentile_input(expression) -%}
+    cast({{ expression }} as {{ dbt.type_float() }})
 {%- endmacro %}

@@ -14,13 +14,21 @@ with
 
 activities_as_of as (
 
-    select activities.*
+    -- only the columns and kinds of activity used below: the CTE is read twice, so postgres
+    -- materializes it, and whole activity rows spilled it to disk
+    select
+        activities.deal_id,
+        activities.occurred_at,
+        activities.is_demo,
+        activities.is_call,
+        activities.is_meeting
     from {{ ref('fct_activities') }} as activities
     cross join as_of
     where activities.deal_id is not null
       and activities.occurred_date <= as_of.as_of_date
       and (activities.deleted_date is null or activities.deleted_date > as_of.as_of_date)
       and not (activities.is_deleted and activities.deleted_date is null)
+      and (activities.is_demo or activities.is_call or activities.is_meeting)
 
 ),
 

@@ -19,33 +19,69 @@ funnel_stages as (
         stage_order,
         funnel_step,
         win_probability,
-        is_won
+        is_won,
+        -- one bit per funnel stage, to carry the set of stages a deal entered in one number (a
+        -- bigint holds 63 stages)
+        cast(power(2, row_number() over (order by stage_id) - 1) as {{ dbt.type_bigint() }}) as stage_bit
     from {{ ref('dim_deal_stage') }}
     where is_funnel_stage
+
+),
+
+deal_entered_stages as (
+
+    -- the funnel stages a deal entered, as the sum of their bits (a distinct sum: a reopened
+    -- stage is entered more than once)
+    select
+        visits_as_of.deal_id,
+        sum(distinct funnel_stages.stage_bit) as entered_stage_bits
+    from visits_as_of
+    inner join funnel_stages
+        on funnel_stages.stage_id = visits_as_of.stage_id
+    group by visits_as_of.deal_id
 
 ),
 
 deal_slices as (
 
     select
-        deal_id,
-        furthest_funnel_step,
-        is_won,
-        is_lost,
-        is_open{{ sales_slice_columns() }}
+        deals_as_of.deal_id,
+        deals_as_of.furthest_funnel_step,
+        coalesce(deal_entered_stages.entered_stage_bits, 0) as entered_stage_bits,
+        deals_as_of.is_won,
+        deals_as_of.is_lost,
+        deals_as_of.is_open{{ sales_slice_columns() }}
     from deals_as_of
+    left join deal_entered_stages
+        on deal_entered_stages.deal_id = deals_as_of.deal_id
+
+),
+
+deal_counts as (
+
+    -- the deals of every slice counted once per furthest funnel step and set of entered stages:
+    -- the per-stage counts below add these few rows up instead of aggregating one row per deal
+    -- and reached stage
+    select
+        {{ sales_slice_dimension() }} as dimension,
+        {{ sales_slice_value() }} as dimension_value,
+        furthest_funnel_step,
+        entered_stage_bits,
+        count(*) as deals,
+        sum(case when is_won then 1 else 0 end) as deals_won,
+        sum(case when is_lost then 1 else 0 end) as deals_lost,
+        sum(case when is_open then 1 else 0 end) as deals_open
+    from deal_slices
+    group by {{ sales_grouping_sets(['furthest_funnel_step', 'entered_stage_bits']) }}
 
 ),
 
 dimension_values as (
 
-    select
-        {{ sales_slice_dimension() }} as dimension,
-        {{ sales_slice_value() }} as dimension_value
-    from deal_slices
-    group by {{ sales_grouping_sets([]) }}
-    -- the empty grouping set yields a row even without deals
-    having count(*) > 0
+    select distinct
+        dimension,
+        dimension_value
+    from deal_counts
 
 ),
 
@@ -61,46 +97,40 @@ grid as (
 
 ),
 
-stage_entries as (
-
-    select distinct deal_id, stage_id
-    from visits_as_of
-
-),
-
 reached as (
 
-    -- one row per deal and funnel stage it reached; the grouping sets below count it in every slice
+    -- a deal reached a stage when its furthest step is that stage's step or a later one, and
+    -- entered it when the stage's bit is set
     select
-        deal_slices.*,
+        deal_counts.*,
         funnel_stages.stage_id,
-        deal_slices.furthest_funnel_step > funnel_stages.funnel_step as is_moved_on,
-        deal_slices.furthest_funnel_step = funnel_stages.funnel_step as is_furthest_stage,
-        stage_entries.deal_id is not null as is_entered
-    from deal_slices
+        deal_counts.furthest_funnel_step > funnel_stages.funnel_step as is_moved_on,
+        deal_counts.furthest_funnel_step = funnel_stages.funnel_step as is_furthest_stage,
+        mod(deal_counts.entered_stage_bits, 2 * funnel_stages.stage_bit) >= funnel_stages.stage_bit as is_entered
+    from deal_counts
     inner join funnel_stages
-        on deal_slices.furthest_funnel_step >= funnel_stages.funnel_step
-    left join stage_entries
-        on stage_entries.deal_id = deal_slices.deal_id
-        and stage_entries.stage_id = funnel_stages.stage_id
+        on deal_counts.furthest_funnel_step >= funnel_stages.funnel_step
 
 ),
 
 stage_counts as (
 
     select
-        {{ sales_slice_dimension() }} as dimension,
-        {{ sales_slice_value() }} as dimension_value,
+        dimension,
+        dimension_value,
         stage_id,
-        count(*) as deals_reached,
-        sum(case when is_entered then 1 else 0 end) as deals_entered,
-        sum(case when is_moved_on then 1 else 0 end) as deals_moved_on,
-        sum(case when is_won then 1 else 0 end) as deals_won,
-        sum(case when is_lost then 1 else 0 end) as deals_lost,
-        sum(case when is_lost and is_furthest_stage then 1 else 0 end) as deals_lost_at_stage,
-        sum(case when is_open then 1 else 0 end) as deals_open
+        cast(sum(deals) as {{ dbt.type_bigint() }}) as deals_reached,
+        cast(sum(case when is_entered then deals else 0 end) as {{ dbt.type_bigint() }}) as deals_entered,
+        cast(sum(case when is_moved_on then deals else 0 end) as {{ dbt.type_bigint() }}) as deals_moved_on,
+        cast(sum(deals_won) as {{ dbt.type_bigint() }}) as deals_won,
+        cast(sum(deals_lost) as {{ dbt.type_bigint() }}) as deals_lost,
+        cast(sum(case when is_furthest_stage then deals_lost else 0 end) as {{ dbt.type_bigint() }}) as deals_lost_at_stage,
+        cast(sum(deals_open) as {{ dbt.type_bigint() }}) as deals_open
     from reached
-    group by {{ sales_grouping_sets(['stage_id']) }}
+    group by
+        dimension,
+        dimension_value,
+        stage_id
 
 ),
 
@@ -111,7 +141,7 @@ completed_visits as (
     select
         deal_slices.*,
         visits_as_of.stage_id,
-        visits_as_of.duration_days
+        {{ sales_percentile_input('visits_as_of.duration_days') }} as duration_days
     from visits_as_of
     inner join deal_slices
         on deal_slices.deal_id = visits_as_of.deal_id

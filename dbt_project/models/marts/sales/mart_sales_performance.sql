@@ -11,7 +11,15 @@ with
 
 deal_slices as (
 
-    select deals_as_of.*{{ sales_slice_columns() }}
+    -- only the columns aggregated below: the CTE is read twice, so postgres materializes it
+    select
+        is_open,
+        is_closed,
+        is_won,
+        is_lost,
+        deal_amount_reporting,
+        stage_win_probability,
+        sales_cycle_days{{ sales_slice_columns() }}
     from deals_as_of
 
 ),
