@@ -26,7 +26,10 @@ customers as (
 
 ),
 
-revenue_orders as (
+-- not materialized: read here and in the refunds macro, postgres would otherwise materialize all
+-- 900k rows (spilling to disk) and join the refunds to them; inlined, the aggregates read the
+-- table and each refund probes its order_id index (0.4-0.6 s less at scale 10)
+revenue_orders as not materialized (
 
     select * from {{ ref('int_orders__revenue_as_of') }}
 
