@@ -1,0 +1,35 @@
+{#-
+    Post-hook of every incremental model: the indexes of its config that its table lacks. dbt creates a
+    model's indexes only when it creates the table, so a table built before its model became incremental
+    (or before an index was added to the config) would run every delete+insert without its unique key
+    index and never get the _batch_cutoff_xid index the next run's cutoff reads. An index counts as
+    present when one on the same columns, in the same order and of the same uniqueness, exists.
+-#}
+{% macro create_missing_indexes() -%}
+    {%- set indexes = config.get('indexes', default=[]) -%}
+    {%- if not execute or this is none or config.get('materialized') != 'incremental' or not indexes -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set relation = this.include(database=false) -%}
+    do $indexes$
+    begin
+        {%- for index in indexes %}
+        {%- set parsed = adapter.parse_index(index) %}
+        if not exists (
+            select from pg_index as i
+            where i.indrelid = '{{ relation }}'::regclass
+              and i.indisunique = {{ parsed.unique }} and i.indexprs is null and i.indpred is null
+              and array(select a.attname::text
+                        from unnest(i.indkey::int2[]) with ordinality as k (attnum, position)
+                        join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                        order by k.position)
+                  = array[{% for column in parsed.columns %}'{{ column }}'{{ ', ' if not loop.last }}{% endfor %}]::text[]
+        )
+        then
+            create {{ 'unique ' if parsed.unique }}index on {{ relation }}
+                {{- ' using ' ~ parsed.type if parsed.type }} ({{ parsed.columns | join(', ') }});
+        end if;
+        {%- endfor %}
+    end
+    $indexes$
+{%- endmacro %}
