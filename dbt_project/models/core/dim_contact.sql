@@ -1,8 +1,17 @@
+-- incremental: a run recomputes the contacts that changed, or whose account did, in batches the model
+-- has not consumed (macro contacts_to_refresh); a full build recomputes everything
+-- depends_on: {{ source('crm', 'contacts') }}
+-- depends_on: {{ source('crm', 'accounts') }}
+{{ incremental_by_key('contact_id') }}
+
 with
 
 contacts as (
 
     select * from {{ ref('stg_crm__contacts') }}
+    {%- if is_incremental() %}
+    where contact_id in ({{ contacts_to_refresh() }})
+    {%- endif %}
 
 ),
 
@@ -25,7 +34,8 @@ final as (
         contacts.phone,
         contacts.job_title,
         contacts.created_at,
-        contacts.is_deleted
+        contacts.is_deleted,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from contacts
     left join accounts
         on accounts.account_id = contacts.account_id

@@ -1,3 +1,9 @@
+-- incremental: a run recomputes every period of the customers that changed, or whose account did, in
+-- batches the model has not consumed (macro customers_to_refresh); a full build recomputes everything
+-- depends_on: {{ source('crm', 'customers') }}
+-- depends_on: {{ source('crm', 'accounts') }}
+{{ incremental_by_key('customer_id', unique_columns=['customer_id', 'version_number']) }}
+
 -- type-2 customer dimension: one row per customer per period in which segment, owner, status,
 -- country and soft delete stayed the same (int_customers__historized). The other attributes
 -- (name, contact details, acquisition, account) are type 1: the latest version on every row.
@@ -6,6 +12,9 @@ with
 customer_periods as (
 
     select * from {{ ref('int_customers__historized') }}
+    {%- if is_incremental() %}
+    where customer_id in ({{ customers_to_refresh() }})
+    {%- endif %}
 
 ),
 
@@ -49,7 +58,8 @@ final as (
         customers.account_id is not null as is_b2b,
         customers.signed_up_at,
         customers.signed_up_date,
-        customers.created_at
+        customers.created_at,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from customer_periods
     inner join customers
         on customers.customer_id = customer_periods.customer_id

@@ -1,8 +1,18 @@
+-- incremental: a run recomputes the refunds that changed, or whose order or FX rate did, in batches the
+-- model has not consumed (macro refunds_to_refresh); a full build recomputes everything
+-- depends_on: {{ source('crm', 'refunds') }}
+-- depends_on: {{ source('crm', 'orders') }}
+-- depends_on: {{ source('crm', 'fx_rates') }}
+{{ incremental_by_key('refund_id') }}
+
 with
 
 refunds as (
 
     select * from {{ ref('stg_crm__refunds') }}
+    {%- if is_incremental() %}
+    where refund_id in ({{ refunds_to_refresh() }})
+    {%- endif %}
 
 ),
 
@@ -37,7 +47,8 @@ final as (
         not refunds.is_deleted
             and orders.order_id is not null
             and not orders.is_deleted
-            and orders.order_status <> 'cancelled' as is_revenue_refund
+            and orders.order_status <> 'cancelled' as is_revenue_refund,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from refunds
     left join orders
         on orders.order_id = refunds.order_id

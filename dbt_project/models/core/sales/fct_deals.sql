@@ -1,3 +1,14 @@
+-- incremental: a run recomputes the deals that changed, or whose stage history, account, customer or FX
+-- rate did, in batches the model has not consumed (macro deals_to_refresh); a changed stage list (rare)
+-- recomputes every deal, as does a full build
+-- depends_on: {{ source('crm', 'deals') }}
+-- depends_on: {{ source('crm', 'deal_stage_history') }}
+-- depends_on: {{ source('crm', 'accounts') }}
+-- depends_on: {{ source('crm', 'customers') }}
+-- depends_on: {{ source('crm', 'fx_rates') }}
+-- depends_on: {{ source('crm', 'pipeline_stages') }}
+{{ incremental_by_key('deal_id') }}
+
 -- one row per deal in its current state. Stage, amount and owner carry a hash and a valid-from
 -- time (updated_at) so a type-2 snapshot (check on deal_attributes_hash) can track them.
 with
@@ -5,6 +16,9 @@ with
 deals as (
 
     select * from {{ ref('stg_crm__deals') }}
+    {%- if is_incremental() and not new_batch_ids('pipeline_stages') %}
+    where deal_id in ({{ deals_to_refresh() }})
+    {%- endif %}
 
 ),
 
@@ -29,6 +43,9 @@ customers as (
 visits as (
 
     select * from {{ ref('fct_deal_stage_history') }}
+    {%- if is_incremental() %}
+    where deal_id in (select deal_id from deals)
+    {%- endif %}
 
 ),
 
@@ -110,7 +127,8 @@ final as (
         dated.updated_at as attributes_valid_from,
         dated.is_deleted,
         -- soft deletes bump updated_at: the day the deal was deleted (as far as the CRM tells)
-        case when dated.is_deleted then {{ utc_date('dated.updated_at') }} end as deleted_date
+        case when dated.is_deleted then {{ utc_date('dated.updated_at') }} end as deleted_date,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from dated
     left join stages
         on stages.stage_id = dated.stage_id

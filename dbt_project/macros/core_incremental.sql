@@ -1,0 +1,56 @@
+{#-
+    What an incremental run of the core dimensions and deal and refund facts must recompute: the keys
+    whose own version changed in batches the model has not consumed, and the keys whose row copies an
+    attribute of another changed object (an account's name or segment, an order's status, a customer's
+    segment) or converts at an FX rate that changed (int_fx_rates__filled_daily: from the first changed
+    rate_date on, macro fx_rates_changed_from).
+-#}
+
+{#- contact_ids: the contact, or its account's name -#}
+{% macro contacts_to_refresh() -%}
+    {{ changed_keys('contacts', 'contact_id') }}
+    union
+    select contact_id from {{ ref('stg_crm__contacts') }}
+    where account_id in ({{ changed_keys('accounts', 'account_id') }})
+{%- endmacro %}
+
+
+{#- customer_ids: the customer (and so its type-2 periods), or its account's name -#}
+{% macro customers_to_refresh() -%}
+    {{ changed_keys('customers', 'customer_id') }}
+    union
+    select customer_id from {{ ref('stg_crm__customers') }}
+    where account_id in ({{ changed_keys('accounts', 'account_id') }})
+{%- endmacro %}
+
+
+{#- refund_ids: the refund, its order (customer, status, soft delete) or the FX rate of its date -#}
+{% macro refunds_to_refresh() -%}
+    {%- set fx_from = fx_rates_changed_from() -%}
+    {{ changed_keys('refunds', 'refund_id') }}
+    union
+    select refund_id from {{ ref('stg_crm__refunds') }}
+    where order_id in ({{ changed_keys('orders', 'order_id') }})
+    {%- if fx_from %}
+    union
+    select refund_id from {{ ref('stg_crm__refunds') }} where refunded_date >= '{{ fx_from }}'
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- deal_ids: the deal, its stage history (every deal a changed history row is or was of), its account's
+    or customer's segment, or the FX rate of its close (open deals: creation) date -#}
+{% macro deals_to_refresh() -%}
+    {%- set fx_from = fx_rates_changed_from() -%}
+    {{ changed_keys('deals', 'deal_id') }}
+    union
+    {{ changed_keys('deal_stage_history', 'deal_id') }}
+    union
+    select deal_id from {{ ref('stg_crm__deals') }}
+    where account_id in ({{ changed_keys('accounts', 'account_id') }})
+        or customer_id in ({{ changed_keys('customers', 'customer_id') }})
+    {%- if fx_from %}
+    union
+    select deal_id from {{ ref('stg_crm__deals') }} where coalesce(closed_date, created_date) >= '{{ fx_from }}'
+    {%- endif %}
+{%- endmacro %}
