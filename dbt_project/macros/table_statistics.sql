@@ -11,6 +11,11 @@
     table, 1.4 s, ~10 s of each one-day core build in all. The run's rows are counted instead, through
     the column's index, and written into the column's statistics as its most common value with its
     exact frequency (pg_restore_attribute_stats, postgres 18; older servers sample the column).
+    A table built in full also opts out of autovacuum: it has no dead rows and its statistics are
+    written here, so autovacuum would only re-read the fresh table in the background, competing for
+    the cores with the rest of the run, and the next run's rename or drop of it waited up to 1 s
+    (deadlock_timeout) for that vacuum to be cancelled. Wraparound vacuums still run (the table is
+    replaced every run long before it needs one).
 -#}
 {% macro analyze_when_stale() -%}
     {%- if this is none -%}
@@ -19,6 +24,7 @@
     {%- set materialized = config.get('materialized') -%}
     {%- set relation = this.include(database=false) -%}
     {%- if materialized == 'table' -%}
+        alter table {{ relation }} set (autovacuum_enabled = false, toast.autovacuum_enabled = false);
         analyze {{ relation }}
     {%- elif materialized == 'incremental' -%}
         do $analyze$
