@@ -54,3 +54,28 @@
     select deal_id from {{ ref('stg_crm__deals') }} where coalesce(closed_date, created_date) >= '{{ fx_from }}'
     {%- endif %}
 {%- endmacro %}
+
+
+{#- subscription_ids: the subscription; a running one once the latest loaded day is in a month it has no
+    row for yet; one with a month whose FX rate (int_fx_rates__monthly) differs from the rate its row
+    holds (a new month's first rate, a corrected rate) -#}
+{% macro subscriptions_to_refresh() -%}
+    {{ changed_keys('subscriptions', 'subscription_id') }}
+    union
+    select subscription_id
+    from {{ this }}
+    where ended_date is null
+    group by subscription_id
+    having max(month_start_date) < (
+        select cast({{ dbt.date_trunc('month', 'latest_loaded_date') }} as date)
+        from {{ ref('int_loaded_dates__summarized') }}
+    )
+    union
+    select stored.subscription_id
+    from {{ this }} as stored
+    left join {{ ref('int_fx_rates__monthly') }} as fx_rates
+        on fx_rates.currency_code = stored.currency_code
+        and fx_rates.month_start_date = stored.month_start_date
+    where fx_rates.fx_rate_to_reporting is distinct from stored.fx_rate_to_reporting
+        or fx_rates.fx_rate_date is distinct from stored.fx_rate_date
+{%- endmacro %}

@@ -1,3 +1,9 @@
+-- incremental: a run recomputes every month of the subscriptions that changed in batches the model has
+-- not consumed, that run into a month they have no row for yet, or whose FX rate of a month changed
+-- (macro subscriptions_to_refresh); a full build recomputes everything
+-- depends_on: {{ source('crm', 'subscriptions') }}
+{{ incremental_by_key('subscription_id', unique_columns=['subscription_id', 'month_start_date']) }}
+
 -- one row per subscription and calendar month it overlaps (from its start month to the month of
 -- its end, or of the latest loaded day while it runs), with its MRR in its currency and in the
 -- reporting currency (FX rate of the month, int_fx_rates__monthly). is_active_at_month_end marks
@@ -7,6 +13,9 @@ with
 subscriptions as (
 
     select * from {{ ref('stg_crm__subscriptions') }}
+    {%- if is_incremental() %}
+    where subscription_id in ({{ subscriptions_to_refresh() }})
+    {%- endif %}
 
 ),
 
@@ -84,7 +93,8 @@ final as (
             and (subscription_months.ended_date is null
                  or subscription_months.ended_date > subscription_months.month_end_date) as is_active_at_month_end,
         subscription_months.month_start_date = cast({{ dbt.date_trunc('month', 'subscription_months.started_date') }} as date) as is_start_month,
-        subscription_months.is_deleted
+        subscription_months.is_deleted,
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from subscription_months
     left join fx_rates
         on fx_rates.currency_code = subscription_months.currency_code
