@@ -142,11 +142,13 @@ _PARSED: dict[str, object] = {}
 
 def _parsed_manifest(dbt_vars: str):
     """`dbt parse` with these vars, once per process while the project's files, the vars and the warehouse
-    stay the same (parsing and writing the manifest cost ~2 s a build at this project's size)."""
+    stay the same (parsing costs ~2 s a build at this project's size)."""
     key = build_scope.project_fingerprint(project_dir(), json.loads(dbt_vars)) + json.dumps(dbt_env(), sort_keys=True)
     if key not in _PARSED:
         _PARSED.clear()
-        manifest = run_dbt("parse", "--vars", dbt_vars)
+        # no manifest.json: nothing reads the builds' one (the task groups render from their own, dbt_tasks), and
+        # writing it cost ~1 s a run
+        manifest = run_dbt("parse", "--vars", dbt_vars, "--no-write-json")
         # a build marks ephemeral models' CTEs as injected in the manifest it was given: no reuse then
         if any(node.config.materialized == "ephemeral" for node in manifest.nodes.values()):
             return manifest
