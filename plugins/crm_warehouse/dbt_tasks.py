@@ -89,7 +89,7 @@ def _is_constraint(test: dict, nodes: dict) -> bool:
     parent = nodes.get(test.get("attached_node") or "", {}).get("config", {}).get("materialized")
     severity = str(test.get("config", {}).get("severity", "error")).lower()
     return parent in ("table", "incremental") and (
-        name == "not_null" or (name in ("unique", *transform.ROW_TESTS) and severity == "error"))
+        name == "not_null" or (name in transform.ERROR_SEVERITY_TESTS and severity == "error"))
 
 
 def use_warehouse_profile(context: Any) -> None:
