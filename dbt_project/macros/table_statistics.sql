@@ -32,6 +32,7 @@
             cutoff bigint := {{ batch_cutoff() }};
             run_rows bigint := (select count(*) from {{ relation }} where _batch_cutoff_xid = cutoff);
             table_rows float8;
+            run_share float8;
             old record;
             new_vals bigint[];
             new_freqs real[];
@@ -56,13 +57,14 @@
                 return;
             end if;
             -- the run's cutoff with its share of the rows; the other runs' shares shrink by as much
+            run_share := run_rows / greatest(table_rows, run_rows);
             select array_agg(v order by f desc), array_agg(f order by f desc)
             into new_vals, new_freqs
             from (
                 select v, f from (
-                    select cutoff as v, (run_rows / greatest(table_rows, run_rows))::real as f
+                    select cutoff as v, run_share::real as f
                     union all
-                    select o.v, (o.f * (1 - run_rows / greatest(table_rows, run_rows)))::real
+                    select o.v, (o.f * (1 - run_share))::real
                     from unnest(coalesce(old.vals, '{}'), coalesce(old.freqs, '{}')) as o (v, f)
                     where o.v <> cutoff
                 ) as shares
