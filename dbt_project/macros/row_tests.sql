@@ -19,7 +19,7 @@
     {%- endif -%}
     {%- set relation = this.include(database=false) -%}
     {%- set incremental = config.get('materialized') == 'incremental' -%}
-    {%- set run_rows = ' where tested._batch_cutoff_xid = run_cutoff' if incremental else '' -%}
+    {%- set run_rows = ' where ' ~ ('tested._batch_cutoff_xid = run_cutoff' if incremental else 'true') -%}
     do $row_tests$
     #variable_conflict use_column
     declare
@@ -39,10 +39,10 @@
         {%- for check in checks %}
         if failed_checks[{{ loop.index }}] then
             select count(*) into failing_rows from {{ relation }} as tested{{ run_rows }}
-                {{ 'and' if incremental else 'where' }} not ({{ check.passes }});
+                and not ({{ check.passes }});
             select string_agg(row_text, '; ') into sample_rows from (
                 select left(tested::text, 300) as row_text from {{ relation }} as tested{{ run_rows }}
-                    {{ 'and' if incremental else 'where' }} not ({{ check.passes }}) limit 3
+                    and not ({{ check.passes }}) limit 3
             ) as samples;
             failures := failures || format('%s (%s): %s rows, e.g. %s', {{ row_test_literal(check.name) }},
                                            {{ row_test_literal(check.rule) }}, failing_rows, sample_rows);
