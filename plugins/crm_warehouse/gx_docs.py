@@ -125,11 +125,18 @@ def _file_context_at(path: str):
 
 
 def _limit_index(context) -> None:
-    """The local site's index lists the latest INDEX_RESULTS validation results (GX's validation_results_limit)."""
+    """The local site's index lists the latest INDEX_RESULTS validation results (GX's validation_results_limit).
+
+    GX hands the index's limit to the validations section too, which would then render a page only for the
+    latest results: 0 there (no limit) keeps rendering every result without a page (build).
+    """
     site = dict(context.list_data_docs_sites()["local_site"])
     index = dict(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"})
-    if index.get("validation_results_limit") != INDEX_RESULTS:
+    sections = dict(site.get("site_section_builders") or {})
+    validations = dict(sections.get("validations") or {})
+    if index.get("validation_results_limit") != INDEX_RESULTS or validations.get("validation_results_limit") != 0:
         site["site_index_builder"] = {**index, "validation_results_limit": INDEX_RESULTS}
+        site["site_section_builders"] = {**sections, "validations": {**validations, "validation_results_limit": 0}}
         context.update_data_docs_site("local_site", site)
 
 
