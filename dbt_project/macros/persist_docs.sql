@@ -22,7 +22,7 @@
         {%- set comment = postgres_escape_comment(column_dict[column_name]['description']) %}
         if col_description({{ persisted_regclass(relation) }}, (
             select attnum from pg_attribute
-            where attrelid = {{ persisted_regclass(relation) }} and attname = {{ persisted_literal(column_name) }}
+            where attrelid = {{ persisted_regclass(relation) }} and attname = {{ quoted_literal(column_name) }}
         )) is distinct from {{ comment }} then
             comment on column {{ relation }}.{{ adapter.quote(column_name) if column_dict[column_name]['quote'] else column_name }} is {{ comment }};
         end if;
@@ -32,9 +32,5 @@
 {%- endmacro %}
 
 {% macro persisted_regclass(relation) -%}
-    {{ persisted_literal(relation.include(database=false) | string) }}::regclass
-{%- endmacro %}
-
-{% macro persisted_literal(text) -%}
-    '{{ text | replace("'", "''") }}'
+    {{ quoted_literal(relation.include(database=false) | string) }}::regclass
 {%- endmacro %}

@@ -44,8 +44,8 @@
                 select left(tested::text, 300) as row_text from {{ relation }} as tested{{ run_rows }}
                     and not ({{ check.passes }}) limit 3
             ) as samples;
-            failures := failures || format('%s (%s): %s rows, e.g. %s', {{ row_test_literal(check.name) }},
-                                           {{ row_test_literal(check.rule) }}, failing_rows, sample_rows);
+            failures := failures || format('%s (%s): %s rows, e.g. %s', {{ quoted_literal(check.name) }},
+                                           {{ quoted_literal(check.rule) }}, failing_rows, sample_rows);
         end if;
         {%- endfor %}
         if cardinality(failures) > 0 then
@@ -85,7 +85,7 @@
             {%- elif test.name == 'accepted_values' -%}
                 {%- set values = [] -%}
                 {%- for value in kwargs['values'] -%}
-                    {%- do values.append(row_test_literal(value) if kwargs.get('quote', true) else value) -%}
+                    {%- do values.append(quoted_literal(value) if kwargs.get('quote', true) else value) -%}
                 {%- endfor -%}
                 {%- set rule = column ~ ' in (' ~ values | join(', ') ~ ')' -%}
                 {%- set passes = column ~ ' is null or ' ~ rule -%}
@@ -122,9 +122,4 @@
         {%- endif -%}
     {%- endfor -%}
     {{ return(resolved.text) }}
-{%- endmacro %}
-
-
-{% macro row_test_literal(text) -%}
-    {{ return("'" ~ (text | string | replace("'", "''")) ~ "'") }}
 {%- endmacro %}
