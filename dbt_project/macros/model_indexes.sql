@@ -15,16 +15,7 @@
     begin
         {%- for index in indexes %}
         {%- set parsed = adapter.parse_index(index) %}
-        if not exists (
-            select from pg_index as i
-            where i.indrelid = '{{ relation }}'::regclass
-              and i.indisunique = {{ parsed.unique }} and i.indexprs is null and i.indpred is null
-              and array(select a.attname::text
-                        from unnest(i.indkey::int2[]) with ordinality as k (attnum, position)
-                        join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
-                        order by k.position)
-                  = array[{% for column in parsed.columns %}'{{ column }}'{{ ', ' if not loop.last }}{% endfor %}]::text[]
-        )
+        if not {{ has_index(relation, parsed.columns, parsed.unique) }}
         then
             create {{ 'unique ' if parsed.unique }}index on {{ relation }}
                 {{- ' using ' ~ parsed.type if parsed.type }} ({{ parsed.columns | join(', ') }});
@@ -32,4 +23,20 @@
         {%- endfor %}
     end
     $indexes$
+{%- endmacro %}
+
+
+{#- a boolean SQL expression: the relation has an index on exactly these columns, in this order, unique or
+    not as asked, on plain columns and without a predicate -#}
+{% macro has_index(relation, columns, unique) -%}
+    exists (
+        select from pg_index as i
+        where i.indrelid = '{{ relation }}'::regclass
+          and i.indisunique = {{ 'true' if unique else 'false' }} and i.indexprs is null and i.indpred is null
+          and array(select a.attname::text
+                    from unnest(i.indkey::int2[]) with ordinality as k (attnum, position)
+                    join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                    order by k.position)
+              = array[{% for column in columns %}{{ quoted_literal(column) }}{{ ', ' if not loop.last }}{% endfor %}]::text[]
+    )
 {%- endmacro %}

@@ -62,10 +62,7 @@
     do $unique$
     begin
         {%- for column in columns %}
-        if not exists (select from pg_index as i join pg_attribute as a
-                           on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
-                       where i.indrelid = '{{ relation }}'::regclass and i.indisunique and i.indnatts = 1
-                         and i.indexprs is null and i.indpred is null and a.attname = '{{ column }}')
+        if not {{ has_index(relation, [column], true) }}
         then
             create unique index on {{ relation }} ({{ adapter.quote(column) }});
         end if;
