@@ -213,13 +213,7 @@ def test_every_model_and_every_built_column_is_documented(pipeline):
 def test_not_null_tests_of_tables_are_constraints_and_hold(embedded, pipeline):
     """The pipeline's builds skip the not_null tests of tables (postgres enforces them as NOT NULL); every such
     column is NOT NULL in the warehouse, and the tests themselves, run here, pass on its rows."""
-    manifest = json.loads((transform.docs_target() / "manifest.json").read_text())
-    declared = set()
-    for node in manifest["nodes"].values():
-        parent = manifest["nodes"].get(node.get("attached_node") or "", {})
-        if (node.get("test_metadata") or {}).get("name") == "not_null" and \
-                parent.get("config", {}).get("materialized") in ("table", "incremental"):
-            declared.add((parent["schema"], parent["alias"], node["column_name"]))
+    declared = {(parent["schema"], parent["alias"], test["column_name"]) for test, parent in _table_tests("not_null")}
     assert len(declared) > 250
     nullable = {row for row in query(embedded.warehouse, """
         select n.nspname, c.relname, a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid
@@ -235,14 +229,8 @@ def test_the_tests_the_models_enforce_are_unique_indexes_and_pass_as_dbt_tests(e
     """The pipeline's builds skip the unique tests of tables (unique indexes) and their row-level tests (checked by
     the model's post-hook, macro assert_row_tests); every such unique column has a unique index of its own in the
     warehouse, and the skipped tests themselves, run here with dbt on the published data, pass."""
-    manifest = json.loads((transform.docs_target() / "manifest.json").read_text())
-    unique = set()
-    for node in manifest["nodes"].values():
-        parent = manifest["nodes"].get(node.get("attached_node") or "", {})
-        if (node.get("test_metadata") or {}).get("name") == "unique" and \
-                parent.get("config", {}).get("materialized") in ("table", "incremental"):
-            unique.add((parent["schema"].replace(marts_publish.SHADOW, marts_publish.LIVE), parent["alias"],
-                        node["column_name"]))
+    unique = {(parent["schema"].replace(marts_publish.SHADOW, marts_publish.LIVE), parent["alias"], test["column_name"])
+              for test, parent in _table_tests("unique")}
     assert len(unique) > 40
     indexed = set(query(embedded.warehouse, """
         select n.nspname, c.relname, a.attname from pg_index i join pg_class c on c.oid = i.indrelid
@@ -254,6 +242,18 @@ def test_the_tests_the_models_enforce_are_unique_indexes_and_pass_as_dbt_tests(e
     results = json.loads((transform.project_dir() / "target" / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("test.")}
     assert len(statuses) > 190 and set(statuses.values()) == {"pass"}
+
+
+def _table_tests(test_name: str) -> list[tuple[dict, dict]]:
+    """The generic tests of this name on table and incremental models, with their model (the docs manifest)."""
+    manifest = json.loads((transform.docs_target() / "manifest.json").read_text())
+    found = []
+    for node in manifest["nodes"].values():
+        parent = manifest["nodes"].get(node.get("attached_node") or "", {})
+        if (node.get("test_metadata") or {}).get("name") == test_name and \
+                parent.get("config", {}).get("materialized") in ("table", "incremental"):
+            found.append((node, parent))
+    return found
 
 
 def test_dbt_unit_tests_pass(pipeline):
