@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from crm_warehouse import batch_actions, cli, extract_load, objects, settings, simulator
+from crm_warehouse import batch_actions, cli, extract_load, objects, row_screen, settings, simulator
 from crm_warehouse.errors import BatchHeld
 from tests.conftest import fresh_databases, query, scalar
 
@@ -369,3 +369,21 @@ def test_quarantine_list_shows_each_rule_with_counts_and_sample_keys(gates, caps
     assert f" {rows} " in line and ", ".join(keys[:5]) in line
     assert cli.main(["quarantine", "list", "--object", "no_such_object"]) == 2
     assert "Unknown CRM object" in capsys.readouterr().err
+
+
+def test_a_small_batch_resolves_references_by_key_lookup_with_the_same_verdicts(gates):
+    """A batch far smaller than its parents looks each reference up in the parent's key index
+    (row_screen.PROBE_SHARE) instead of hashing every parent key: the same rows pass and fail."""
+    src, wh = gates.source, gates.warehouse
+    parents = scalar(wh, "select reltuples from pg_class where oid = 'raw_crm.subscriptions'::regclass")
+    assert 3 < row_screen.PROBE_SHARE * parents  # the batch below is small enough to probe
+    top = scalar(src, "select max(subscription_id) from crm.subscriptions")
+    existing = scalar(src, "select min(subscription_id) from crm.subscriptions")
+    insert_like(src, "subscriptions", "subscription_id", top + 1, previous_subscription_id=existing)  # in raw
+    insert_like(src, "subscriptions", "subscription_id", top + 2, previous_subscription_id=top + 1)  # same batch
+    insert_like(src, "subscriptions", "subscription_id", top + 3, previous_subscription_id=999_999_999,
+                customer_id=999_999_999)
+    result = extract_load.load_object("subscriptions", "probe")
+    assert (result.status, result.rows_extracted, result.rows_published) == ("published", 3, 2)
+    assert quarantined(wh, "subscriptions", "subscription_id", result.batch_id) == {
+        top + 3: {"reference(previous_subscription_id)", "reference(customer_id)"}}

@@ -87,7 +87,7 @@ class Verdict:
 def validate_batch(wh: psycopg.Connection, suite: GateSuite, batch_id: int, rows_extracted: int,
                    check_share: bool = True) -> Verdict:
     """Screen the batch, then validate its findings with GX; the verdict says what to quarantine or hold."""
-    counts = {c.rule: c for c in row_screen.screen(wh, suite, batch_id)}
+    counts = {c.rule: c for c in row_screen.screen(wh, suite, batch_id, rows_extracted)}
     max_failing = max(int(suite.settings["max_failing_share"] * rows_extracted), suite.settings["failing_rows_floor"])
     expectations = [_row_rule_expectation(rule) for rule in suite.row_rules]
     if check_share:
