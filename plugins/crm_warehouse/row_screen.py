@@ -4,9 +4,9 @@ Each row of the batch is scanned once; only unexpected_rows rules that cannot be
 their own. A reference is resolved by the parent's key index, row by row, when the batch is small next to
 the parent (an incremental batch: reading the whole parent cost 50-500 ms a batch at scale 10, the load
 gate's largest cost in a one-day run); a large batch (an initial load) hashes the parent's keys once.
-Rows that break a rule are written to ops.row_findings (the names of the error and warn rules they broke); the gate's GX
-suite then validates those findings, and the routing below moves error rows to quarantine.<object>
-and publishes the rest.
+Rows that break a rule are written to ops.row_findings (the names of the error and warn rules they
+broke); the gate's GX suite then validates those findings, and the routing below moves error rows to
+quarantine.<object> and publishes the rest.
 """
 
 from __future__ import annotations
