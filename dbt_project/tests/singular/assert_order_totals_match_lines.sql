@@ -1,11 +1,13 @@
 -- an order's reporting net amount is the sum of its non-deleted converted lines; checked for the
--- orders the latest run wrote (every order after a full build): a changed line rewrites its order too
+-- orders the latest run wrote (every order after a full build): a changed line rewrites its order too.
+-- The latest cutoff as a literal (macro latest_batch_cutoff): with a subquery the planner hashed every
+-- order line (0.5 s at scale 10) instead of reading the run's orders' lines by their index (0.02 s)
 with
 
 orders as (
 
     select * from {{ ref('fct_orders') }}
-    where _batch_cutoff_xid = (select max(_batch_cutoff_xid) from {{ ref('fct_orders') }})
+    where _batch_cutoff_xid = {{ latest_batch_cutoff(ref('fct_orders')) }}
 
 ),
 
