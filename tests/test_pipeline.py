@@ -210,6 +210,28 @@ def test_every_model_and_every_built_column_is_documented(pipeline):
     assert undocumented == []
 
 
+def test_descriptions_are_comments_in_the_warehouse(pipeline):
+    """persist_docs: every model's description and its columns' are postgres comments, for any SQL client
+    (macros/persist_docs.sql writes them in one statement a model). Read from the catalog `dbt docs
+    generate` took from the warehouse after the run."""
+    import json
+
+    target = transform.docs_target()
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    differing = []
+    for unique_id, node in manifest["nodes"].items():
+        built = catalog["nodes"].get(unique_id)
+        if node["resource_type"] != "model" or built is None:
+            continue
+        if built["metadata"]["comment"] != node["description"]:
+            differing.append(node["name"])
+        columns = {name.lower(): column for name, column in built["columns"].items()}
+        differing += [f"{node['name']}.{name}" for name, column in node["columns"].items()
+                      if name.lower() in columns and columns[name.lower()]["comment"] != column["description"]]
+    assert differing == []
+
+
 def test_not_null_tests_of_tables_are_constraints_and_hold(embedded, pipeline):
     """The pipeline's builds skip the not_null tests of tables (postgres enforces them as NOT NULL); every such
     column is NOT NULL in the warehouse, and the tests themselves, run here, pass on its rows."""

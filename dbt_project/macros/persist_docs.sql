@@ -1,34 +1,37 @@
 {#-
     persist_docs (dbt_project.yml) as postgres comments, written only where they differ from the
-    stored ones. dbt comments every incremental model and each of its columns again on every run:
-    COMMENT takes a lock that waits for an autovacuum of the table to be cancelled (deadlock_timeout,
-    1 s), and a one-day core run spent 2 of its 10 s waiting so (fct_orders, fct_order_lines).
-    Reading the stored comments takes no lock on the table.
+    stored ones, in one statement per model. dbt comments every incremental model and each of its
+    columns again on every run: COMMENT takes a lock that waits for an autovacuum of the table to be
+    cancelled (deadlock_timeout, 1 s), and a one-day core run spent 2 of its 10 s waiting so (fct_orders,
+    fct_order_lines). Reading the stored comments takes no lock on the table. dbt's own persist_docs
+    also reads the table's columns twice and sends the relation's and the columns' comments apart: four
+    round trips a model, where the catalog lookups below need none.
 -#}
-
-{% macro postgres__alter_relation_comment(relation, comment) -%}
-    {%- set relation_type = 'materialized view' if relation.type == 'materialized_view' else relation.type -%}
-    do $persist_docs$ begin
-        if obj_description({{ persisted_regclass(relation) }}, 'pg_class') is distinct from {{ postgres_escape_comment(comment) }} then
-            comment on {{ relation_type }} {{ relation }} is {{ postgres_escape_comment(comment) }};
-        end if;
-    end $persist_docs$;
-{%- endmacro %}
-
-{% macro postgres__alter_column_comment(relation, column_dict) -%}
-    {%- set existing_columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
-    do $persist_docs$ begin
-    {%- for column_name in column_dict if column_name in existing_columns %}
-        {%- set comment = postgres_escape_comment(column_dict[column_name]['description']) %}
-        if col_description({{ persisted_regclass(relation) }}, (
-            select attnum from pg_attribute
-            where attrelid = {{ persisted_regclass(relation) }} and attname = {{ quoted_literal(column_name) }}
-        )) is distinct from {{ comment }} then
-            comment on column {{ relation }}.{{ adapter.quote(column_name) if column_dict[column_name]['quote'] else column_name }} is {{ comment }};
-        end if;
-    {%- endfor %}
-        null;
-    end $persist_docs$;
+{% macro postgres__persist_docs(relation, model, for_relation, for_columns) -%}
+    {%- set regclass = persisted_regclass(relation) -%}
+    {%- set changes = [] -%}
+    {%- if for_relation and config.persist_relation_docs() and model.description -%}
+        {%- set relation_type = 'materialized view' if relation.type == 'materialized_view' else relation.type -%}
+        {%- set comment = postgres_escape_comment(model.description) -%}
+        {%- do changes.append(
+            'if obj_description(' ~ regclass ~ ", 'pg_class') is distinct from " ~ comment ~ ' then\n'
+            ~ '    comment on ' ~ relation_type ~ ' ' ~ relation ~ ' is ' ~ comment ~ ';\nend if;') -%}
+    {%- endif -%}
+    {%- if for_columns and config.persist_column_docs() and model.columns -%}
+        {%- for column_name, column in model.columns.items() -%}
+            {%- set comment = postgres_escape_comment(column['description']) -%}
+            {%- set attnum = '(select attnum from pg_attribute where attrelid = ' ~ regclass
+                             ~ ' and attname = ' ~ quoted_literal(column_name) ~ ' and not attisdropped)' -%}
+            {#- a documented column the table lacks is left alone, as dbt does -#}
+            {%- do changes.append(
+                'if ' ~ attnum ~ ' is not null and col_description(' ~ regclass ~ ', ' ~ attnum ~ ') is distinct from '
+                ~ comment ~ ' then\n    comment on column ' ~ relation ~ '.'
+                ~ (adapter.quote(column_name) if column['quote'] else column_name) ~ ' is ' ~ comment ~ ';\nend if;') -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if changes -%}
+        {%- do run_query('do $persist_docs$ begin\n' ~ changes | join('\n') ~ '\nend $persist_docs$') -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro persisted_regclass(relation) -%}
