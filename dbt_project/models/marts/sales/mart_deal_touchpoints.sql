@@ -10,7 +10,18 @@
 {%- set min_calls = var('sales_followup_min_calls', 2) | int %}
 with
 
-{{ sales_deal_state_as_of() }},
+as_of as (
+
+    select {{ as_of_date('latest_loaded_date') }} as as_of_date
+    from {{ ref('int_loaded_dates__summarized') }}
+
+),
+
+deals_as_of as (
+
+    select * from {{ ref('int_deals__state_as_of') }}
+
+),
 
 activities_as_of as (
 
