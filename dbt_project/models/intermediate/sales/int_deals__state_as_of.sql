@@ -43,20 +43,15 @@ deal_progress as (
     -- after the as-of date is still open. The deal's stage at the end of the as-of date is its
     -- last visit entered by then, which is the one visit still open then: in fct_deal_stage_history
     -- each visit of a deal ends when the next one is entered. Picking it in the same hash aggregate
-    -- saves sorting every visit for a row_number window.
+    -- saves sorting every visit for a row_number window; its kind (won, lost) comes from
+    -- dim_deal_stage below, as fct_deal_stage_history's is_*_stage flags do.
     select
         visits.deal_id,
-        count(*) as stage_visit_count,
         max(visits.funnel_step) as furthest_funnel_step,
         -- bit funnel_step - 1 set for every funnel step entered (lost stages have no funnel_step)
         bit_or(cast(1 as {{ dbt.type_bigint() }}) << cast(visits.funnel_step - 1 as integer)) as entered_funnel_steps_mask,
-        sum(case when visits.is_reopen then 1 else 0 end) as reopen_count,
-        sum(visits.skipped_stage_count) as skipped_stage_count,
         max(case when visits.is_open_as_of then visits.stage_id end) as stage_id,
-        max(case when visits.is_open_as_of then visits.entered_at end) as stage_entered_at,
-        max(case when visits.is_open_as_of and visits.is_closed_stage then 1 else 0 end) = 1 as is_closed,
-        max(case when visits.is_open_as_of and visits.is_won_stage then 1 else 0 end) = 1 as is_won,
-        max(case when visits.is_open_as_of and visits.is_lost_stage then 1 else 0 end) = 1 as is_lost
+        max(case when visits.is_open_as_of then visits.entered_at end) as stage_entered_at
     from (
         select
             visits.*,
@@ -76,18 +71,18 @@ deals_dated as (
         live_deals.*,
         deal_progress.stage_id,
         deal_progress.stage_entered_at,
-        coalesce(deal_progress.stage_visit_count, 0) as stage_visit_count,
         deal_progress.furthest_funnel_step,
         coalesce(deal_progress.entered_funnel_steps_mask, 0) as entered_funnel_steps_mask,
-        coalesce(deal_progress.reopen_count, 0) as reopen_count,
-        coalesce(deal_progress.skipped_stage_count, 0) as skipped_stage_count,
-        coalesce(deal_progress.is_closed, false) as is_closed,
-        coalesce(deal_progress.is_won, false) as is_won,
-        coalesce(deal_progress.is_lost, false) as is_lost,
-        case when deal_progress.is_closed then {{ utc_date('deal_progress.stage_entered_at') }} end as closed_date
+        coalesce(stages.is_closed, false) as is_closed,
+        coalesce(stages.is_won, false) as is_won,
+        coalesce(stages.is_lost, false) as is_lost,
+        case when stages.is_closed then {{ utc_date('deal_progress.stage_entered_at') }} end as closed_date,
+        stages.win_probability as stage_win_probability
     from live_deals
     left join deal_progress
         on deal_progress.deal_id = live_deals.deal_id
+    left join {{ ref('dim_deal_stage') }} as stages
+        on stages.stage_id = deal_progress.stage_id
 
 ),
 
@@ -97,13 +92,10 @@ final as (
         deals_dated.*,
         not deals_dated.is_closed as is_open,
         {{ dbt.datediff('deals_dated.created_date', 'deals_dated.closed_date', 'day') }} as sales_cycle_days,
-        stages.win_probability as stage_win_probability,
         {{ to_reporting('deals_dated.deal_amount', 'fx_rates.fx_rate_to_reporting') }} as deal_amount_reporting,
         as_of.as_of_date
     from deals_dated
     cross join as_of
-    left join {{ ref('dim_deal_stage') }} as stages
-        on stages.stage_id = deals_dated.stage_id
     left join {{ ref('int_fx_rates__filled_daily') }} as fx_rates
         on fx_rates.currency_code = deals_dated.currency_code
         and fx_rates.rate_date = coalesce(deals_dated.closed_date, deals_dated.created_date)
