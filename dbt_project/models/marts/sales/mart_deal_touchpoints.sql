@@ -45,10 +45,12 @@ activities_as_of as (
 
 demos as (
 
-    -- the deal's first demo
+    -- the deal's first demo, and the end of its window (computed once per demo, not once per
+    -- activity joined below)
     select
         deal_id,
-        min(occurred_at) as demo_at
+        min(occurred_at) as demo_at,
+        {{ dbt.dateadd('day', window_days, 'min(occurred_at)') }} as window_end_at
     from activities_as_of
     where is_demo
     group by deal_id
@@ -65,7 +67,9 @@ window_touches as (
     inner join activities_as_of
         on activities_as_of.deal_id = demos.deal_id
         and activities_as_of.occurred_at > demos.demo_at
-        and activities_as_of.occurred_at <= {{ dbt.dateadd('day', window_days, 'demos.demo_at') }}
+        and activities_as_of.occurred_at <= demos.window_end_at
+    -- a demo that is neither a call nor a meeting adds nothing to the counts
+    where activities_as_of.is_call or activities_as_of.is_meeting
     group by demos.deal_id
 
 ),
