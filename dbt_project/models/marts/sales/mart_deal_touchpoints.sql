@@ -10,7 +10,18 @@
 {%- set min_calls = var('sales_followup_min_calls', 2) | int %}
 with
 
-{{ sales_deal_state_as_of() }},
+as_of as (
+
+    select {{ as_of_date('latest_loaded_date') }} as as_of_date
+    from {{ ref('int_loaded_dates__summarized') }}
+
+),
+
+deals_as_of as (
+
+    select * from {{ ref('int_deals__state_as_of') }}
+
+),
 
 activities_as_of as (
 
@@ -34,10 +45,12 @@ activities_as_of as (
 
 demos as (
 
-    -- the deal's first demo
+    -- the deal's first demo, and the end of its window (computed once per demo, not once per
+    -- activity joined below)
     select
         deal_id,
-        min(occurred_at) as demo_at
+        min(occurred_at) as demo_at,
+        {{ dbt.dateadd('day', window_days, 'min(occurred_at)') }} as window_end_at
     from activities_as_of
     where is_demo
     group by deal_id
@@ -54,7 +67,9 @@ window_touches as (
     inner join activities_as_of
         on activities_as_of.deal_id = demos.deal_id
         and activities_as_of.occurred_at > demos.demo_at
-        and activities_as_of.occurred_at <= {{ dbt.dateadd('day', window_days, 'demos.demo_at') }}
+        and activities_as_of.occurred_at <= demos.window_end_at
+    -- a demo that is neither a call nor a meeting adds nothing to the counts
+    where activities_as_of.is_call or activities_as_of.is_meeting
     group by demos.deal_id
 
 ),

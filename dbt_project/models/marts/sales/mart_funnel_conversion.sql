@@ -9,7 +9,12 @@
 -- open is the kind of the stage it was in at the end of the as-of date.
 with
 
-{{ sales_deal_state_as_of() }},
+as_of as (
+
+    select {{ as_of_date('latest_loaded_date') }} as as_of_date
+    from {{ ref('int_loaded_dates__summarized') }}
+
+),
 
 funnel_stages as (
 
@@ -20,40 +25,23 @@ funnel_stages as (
         funnel_step,
         win_probability,
         is_won,
-        -- one bit per funnel stage, to carry the set of stages a deal entered in one number (a
-        -- bigint holds 63 stages)
-        cast(power(2, row_number() over (order by stage_id) - 1) as {{ dbt.type_bigint() }}) as stage_bit
+        -- the stage's bit in int_deals__state_as_of.entered_funnel_steps_mask
+        cast(1 as {{ dbt.type_bigint() }}) << cast(funnel_step - 1 as integer) as stage_bit
     from {{ ref('dim_deal_stage') }}
     where is_funnel_stage
-
-),
-
-deal_entered_stages as (
-
-    -- the funnel stages a deal entered, as the sum of their bits (a distinct sum: a reopened
-    -- stage is entered more than once)
-    select
-        visits_as_of.deal_id,
-        sum(distinct funnel_stages.stage_bit) as entered_stage_bits
-    from visits_as_of
-    inner join funnel_stages
-        on funnel_stages.stage_id = visits_as_of.stage_id
-    group by visits_as_of.deal_id
 
 ),
 
 deal_slices as (
 
     select
-        deals_as_of.deal_id,
-        deals_as_of.furthest_funnel_step,
-        coalesce(deal_entered_stages.entered_stage_bits, 0) as entered_stage_bits,
-        deals_as_of.is_won,
-        deals_as_of.is_lost,
-        deals_as_of.is_open{{ sales_slice_columns() }}
-    from deals_as_of
-    left join deal_entered_stages
-        on deal_entered_stages.deal_id = deals_as_of.deal_id
+        deal_id,
+        furthest_funnel_step,
+        entered_funnel_steps_mask as entered_stage_bits,
+        is_won,
+        is_lost,
+        is_open{{ sales_slice_columns() }}
+    from {{ ref('int_deals__state_as_of') }}
 
 ),
 
@@ -136,16 +124,20 @@ stage_counts as (
 
 completed_visits as (
 
-    -- time in stage: every visit that ended on or before the as-of date (a reopened stage has
-    -- one duration per visit)
+    -- time in stage: every visit of a live deal that ended on or before the as-of date (a
+    -- reopened stage has one duration per visit)
     select
         deal_slices.*,
-        visits_as_of.stage_id,
-        {{ sales_percentile_input('visits_as_of.duration_days') }} as duration_days
-    from visits_as_of
+        visits.stage_id,
+        {{ sales_percentile_input('visits.duration_days') }} as duration_days
+    from {{ ref('fct_deal_stage_history') }} as visits
+    cross join as_of
     inner join deal_slices
-        on deal_slices.deal_id = visits_as_of.deal_id
-    where visits_as_of.exited_at is not null
+        on deal_slices.deal_id = visits.deal_id
+    where not visits.is_deleted
+      and visits.entered_date <= as_of.as_of_date
+      and visits.exited_date <= as_of.as_of_date
+      and visits.exited_at is not null
 
 ),
 

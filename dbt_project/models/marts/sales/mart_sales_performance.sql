@@ -7,7 +7,18 @@
 -- the end of that date.
 with
 
-{{ sales_deal_state_as_of() }},
+as_of as (
+
+    select {{ as_of_date('latest_loaded_date') }} as as_of_date
+    from {{ ref('int_loaded_dates__summarized') }}
+
+),
+
+deals_as_of as (
+
+    select * from {{ ref('int_deals__state_as_of') }}
+
+),
 
 deal_slices as (
 
