@@ -1,8 +1,10 @@
 -- the orders that were revenue orders at the end of the as-of day (macro as_of_date): placed on or
 -- before it and, by their type-2 history, neither cancelled nor deleted on that day. Built once per
 -- run for the six customer marts, each of which joined fct_orders to the order history itself
--- (~3 s a mart at scale 10). Part of the marts build (transform.MARTS), not of the core build, so it is
--- always built with the marts' vars: an as-of rebuild of the marts rebuilds it for that date first.
+-- (~3 s a mart at scale 10). Part of the marts build (tag as_of, transform.MARTS), not of the core
+-- build, so it is always built with the marts' vars: an as-of rebuild of the marts rebuilds it for that
+-- date first.
+{{ config(tags=['as_of']) }}
 with
 
 as_of as (

@@ -2,8 +2,9 @@
 -- furthest funnel step, funnel steps entered, won / lost / open, close date, sales cycle and the
 -- amount in the reporting currency. Built once per run for the three sales marts that each computed
 -- it from the stage history themselves (~0.3-0.5 s a mart at scale 10). Part of the marts build
--- (transform.MARTS), not of the core build, so it is always built with the marts' vars: an as-of
--- rebuild of the marts rebuilds it for that date first.
+-- (tag as_of, transform.MARTS), not of the core build, so it is always built with the marts' vars: an
+-- as-of rebuild of the marts rebuilds it for that date first.
+{{ config(tags=['as_of']) }}
 with
 
 as_of as (
