@@ -38,13 +38,20 @@ calendar as (
 
 ),
 
+customer_revenue as (
+
+    select * from {{ ref('int_customers__revenue_as_of') }}
+
+),
+
 customer_cohorts as (
 
+    -- the first order dates summed once per run for several marts (no aggregate over all orders here)
     select
         customer_id,
-        cast({{ dbt.date_trunc('month', 'min(ordered_date)') }} as date) as cohort_month
-    from revenue_orders
-    group by customer_id
+        cast({{ dbt.date_trunc('month', 'first_order_date') }} as date) as cohort_month
+    from customer_revenue
+    where order_count > 0
 
 ),
 
