@@ -1,5 +1,5 @@
 -- revenue per customer as of the as-of date (macro as_of_date): the customer's revenue orders
--- (int_orders__revenue_as_of) and the refunds reducing their revenue (macro customers_revenue_refunds),
+-- (int_orders__revenue_as_of) and the refunds reducing their revenue (int_refunds__revenue_as_of),
 -- summed once per run for mart_customer_ltv, mart_customer_rfm, mart_customer_churn and
 -- mart_cohort_retention, which each aggregated the ~900k orders and the refunds themselves.
 -- Part of the marts build (transform.MARTS) like int_orders__revenue_as_of, so an as-of rebuild of
@@ -13,9 +13,7 @@ as_of as (
 
 ),
 
--- not materialized: read here and in the refunds macro; inlined, the aggregate reads the table and
--- the refunds join it once
-revenue_orders as not materialized (
+revenue_orders as (
 
     select * from {{ ref('int_orders__revenue_as_of') }}
 
@@ -23,7 +21,7 @@ revenue_orders as not materialized (
 
 revenue_refunds as (
 
-    {{ customers_revenue_refunds('as_of', 'revenue_orders') }}
+    select * from {{ ref('int_refunds__revenue_as_of') }}
 
 ),
 
