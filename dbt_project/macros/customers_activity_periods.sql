@@ -1,4 +1,5 @@
-{#- A shared CTE body of the churn marts (mart_customer_churn, mart_churn_monthly). -#}
+{#- The customer-period rule of the churn marts, computed once per run in int_customers__activity_periods_as_of
+    (read by mart_customer_churn and mart_churn_monthly). -#}
 
 {#-
     CTEs (comma-separated, to be placed inside a with-chain) ending in `activity_periods`: one row per

@@ -4,7 +4,8 @@
 -#}
 
 {#- fct_refunds rows that reduced revenue at the end of the as-of day: refunded on or before it, not
-    deleted on that day, and of an order in the given revenue-orders CTE -#}
+    deleted on that day, and of an order in the given revenue-orders CTE. Built once per run as
+    int_refunds__revenue_as_of, which the customer models read -#}
 {% macro customers_revenue_refunds(as_of, revenue_orders) -%}
     select refunds.*
     from {{ ref('fct_refunds') }} as refunds

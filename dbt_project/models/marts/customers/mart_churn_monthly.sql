@@ -16,25 +16,18 @@ as_of as (
 
 ),
 
-revenue_orders as (
-
-    select * from {{ ref('int_orders__revenue_as_of') }}
-
-),
-
-subscriptions as (
-
-    select * from {{ ref('stg_crm__subscriptions') }}
-
-),
-
 calendar as (
 
     select * from {{ ref('dim_date') }}
 
 ),
 
-{{ customers_activity_periods('as_of', 'revenue_orders', 'subscriptions') }},
+-- the customer periods (rule: macro customers_activity_periods), found once per run for both churn marts
+activity_periods as (
+
+    select * from {{ ref('int_customers__activity_periods_as_of') }}
+
+),
 
 period_month_ends as (
 

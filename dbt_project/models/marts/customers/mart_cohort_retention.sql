@@ -17,18 +17,16 @@ as_of as (
 
 ),
 
--- not materialized: read here and in the refunds macro, postgres would otherwise materialize all
--- 900k rows (spilling to disk) and join the refunds to them; inlined, the aggregates read the
--- table and each refund probes its order_id index (0.4-0.6 s less at scale 10)
-revenue_orders as not materialized (
+revenue_orders as (
 
     select * from {{ ref('int_orders__revenue_as_of') }}
 
 ),
 
+-- the refunds reducing revenue, found once per run for several models
 revenue_refunds as (
 
-    {{ customers_revenue_refunds('as_of', 'revenue_orders') }}
+    select * from {{ ref('int_refunds__revenue_as_of') }}
 
 ),
 
@@ -38,13 +36,20 @@ calendar as (
 
 ),
 
+customer_revenue as (
+
+    select * from {{ ref('int_customers__revenue_as_of') }}
+
+),
+
 customer_cohorts as (
 
+    -- the first order dates summed once per run for several marts (no aggregate over all orders here)
     select
         customer_id,
-        cast({{ dbt.date_trunc('month', 'min(ordered_date)') }} as date) as cohort_month
-    from revenue_orders
-    group by customer_id
+        cast({{ dbt.date_trunc('month', 'first_order_date') }} as date) as cohort_month
+    from customer_revenue
+    where order_count > 0
 
 ),
 

@@ -24,36 +24,23 @@ customers as (
 
 ),
 
-revenue_orders as (
+-- per-customer order counts and dates, summed once per run for several marts
+customer_revenue as (
 
-    select * from {{ ref('int_orders__revenue_as_of') }}
+    select * from {{ ref('int_customers__revenue_as_of') }}
 
 ),
 
-subscriptions as (
+-- the customer periods (rule: macro customers_activity_periods), found once per run for both churn marts
+activity_periods as (
 
-    select * from {{ ref('stg_crm__subscriptions') }}
+    select * from {{ ref('int_customers__activity_periods_as_of') }}
 
 ),
 
 churn_risk as (
 
     select * from {{ source('ml', 'customer_churn_risk') }}
-
-),
-
-{{ customers_activity_periods('as_of', 'revenue_orders', 'subscriptions') }},
-
-order_summary as (
-
-    -- from the macro's order periods (~100k rows) instead of another pass over all revenue orders
-    select
-        customer_id,
-        max(order_count) as order_count,
-        min(period_start_date) as first_order_date,
-        max(last_order_date) as last_order_date
-    from order_periods
-    group by customer_id
 
 ),
 
@@ -90,10 +77,10 @@ recency as (
         customers.segment,
         customers.acquisition_channel,
         customers.signed_up_date,
-        coalesce(order_summary.order_count, 0) as order_count,
-        order_summary.first_order_date,
-        order_summary.last_order_date,
-        {{ dbt.datediff('order_summary.last_order_date', 'as_of.as_of_date', 'day') }} as days_since_last_order,
+        coalesce(customer_revenue.order_count, 0) as order_count,
+        customer_revenue.first_order_date,
+        customer_revenue.last_order_date,
+        {{ dbt.datediff('customer_revenue.last_order_date', 'as_of.as_of_date', 'day') }} as days_since_last_order,
         coalesce(period_summary.churn_rule, 'orders') as churn_rule,
         coalesce(period_summary.period_count, 0) as period_count,
         latest_periods.period_start_date as current_period_start_date,
@@ -101,8 +88,8 @@ recency as (
         customers.is_deleted
     from customers
     cross join as_of
-    left join order_summary
-        on order_summary.customer_id = customers.customer_id
+    left join customer_revenue
+        on customer_revenue.customer_id = customers.customer_id
     left join period_summary
         on period_summary.customer_id = customers.customer_id
     left join latest_periods

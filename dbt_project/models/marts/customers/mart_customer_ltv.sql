@@ -26,53 +26,16 @@ customers as (
 
 ),
 
--- not materialized: read here and in the refunds macro, postgres would otherwise materialize all
--- 900k rows (spilling to disk) and join the refunds to them; inlined, the aggregates read the
--- table and each refund probes its order_id index (0.4-0.6 s less at scale 10)
-revenue_orders as not materialized (
+-- per-customer revenue and refunds, summed once per run for several marts
+customer_revenue as (
 
-    select * from {{ ref('int_orders__revenue_as_of') }}
-
-),
-
-revenue_refunds as (
-
-    {{ customers_revenue_refunds('as_of', 'revenue_orders') }}
+    select * from {{ ref('int_customers__revenue_as_of') }}
 
 ),
 
 ltv_scores as (
 
     select * from {{ source('ml', 'customer_ltv_scores') }}
-
-),
-
-order_summary as (
-
-    select
-        revenue_orders.customer_id,
-        count(*) as order_count,
-        count(distinct revenue_orders.currency_code) as currency_count,
-        min(revenue_orders.currency_code) as currency_code,
-        sum(revenue_orders.net_amount) as order_revenue,
-        sum(revenue_orders.net_amount_reporting) as order_revenue_reporting,
-        sum(coalesce(revenue_orders.cost_amount_reporting, 0)) as cost_of_goods_reporting,
-        min(revenue_orders.ordered_date) as first_order_date,
-        max(revenue_orders.ordered_date) as last_order_date
-    from revenue_orders
-    group by revenue_orders.customer_id
-
-),
-
-refund_summary as (
-
-    select
-        customer_id,
-        count(*) as refund_count,
-        sum(refund_amount) as refund_amount,
-        sum(refund_amount_reporting) as refund_amount_reporting
-    from revenue_refunds
-    group by customer_id
 
 ),
 
@@ -85,37 +48,30 @@ customer_values as (
         customers.country_code,
         customers.acquisition_channel,
         customers.signed_up_date,
-        order_summary.first_order_date,
-        order_summary.last_order_date,
-        {{ dbt.datediff('order_summary.first_order_date', 'as_of.as_of_date', 'day') }} as tenure_days,
+        customer_revenue.first_order_date,
+        customer_revenue.last_order_date,
+        {{ dbt.datediff('customer_revenue.first_order_date', 'as_of.as_of_date', 'day') }} as tenure_days,
         {{ dbt.datediff('customers.signed_up_date', 'as_of.as_of_date', 'day') }} as customer_age_days,
-        coalesce(order_summary.order_count, 0) as order_count,
-        coalesce(refund_summary.refund_count, 0) as refund_count,
+        coalesce(customer_revenue.order_count, 0) as order_count,
+        coalesce(customer_revenue.refund_count, 0) as refund_count,
         -- amounts in the order currency exist only when all the customer's orders share one currency
-        case when order_summary.currency_count = 1 then order_summary.currency_code end as currency_code,
-        case when order_summary.currency_count = 1 then order_summary.order_revenue end as order_revenue,
-        case
-            when order_summary.currency_count = 1 then coalesce(refund_summary.refund_amount, 0)
-        end as refund_amount,
-        case
-            when order_summary.currency_count = 1
-                then order_summary.order_revenue - coalesce(refund_summary.refund_amount, 0)
-        end as net_revenue,
+        customer_revenue.currency_code,
+        customer_revenue.order_revenue,
+        customer_revenue.refund_amount,
+        customer_revenue.order_revenue - customer_revenue.refund_amount as net_revenue,
         {{ reporting_currency() }} as reporting_currency,
-        coalesce(order_summary.order_revenue_reporting, 0) as order_revenue_reporting,
-        coalesce(refund_summary.refund_amount_reporting, 0) as refund_amount_reporting,
-        coalesce(order_summary.order_revenue_reporting, 0)
-            - coalesce(refund_summary.refund_amount_reporting, 0) as net_revenue_reporting,
-        coalesce(order_summary.cost_of_goods_reporting, 0) as cost_of_goods_reporting,
+        coalesce(customer_revenue.order_revenue_reporting, 0) as order_revenue_reporting,
+        coalesce(customer_revenue.refund_amount_reporting, 0) as refund_amount_reporting,
+        coalesce(customer_revenue.order_revenue_reporting, 0)
+            - coalesce(customer_revenue.refund_amount_reporting, 0) as net_revenue_reporting,
+        coalesce(customer_revenue.cost_of_goods_reporting, 0) as cost_of_goods_reporting,
         customers.is_deleted,
         -- tiers and deciles rank customers not deleted on the as-of date with at least one revenue order
-        not customers.is_deleted and order_summary.customer_id is not null as is_ranked
+        not customers.is_deleted and coalesce(customer_revenue.order_count, 0) > 0 as is_ranked
     from customers
     cross join as_of
-    left join order_summary
-        on order_summary.customer_id = customers.customer_id
-    left join refund_summary
-        on refund_summary.customer_id = customers.customer_id
+    left join customer_revenue
+        on customer_revenue.customer_id = customers.customer_id
 
 ),
 

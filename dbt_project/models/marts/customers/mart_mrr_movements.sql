@@ -50,7 +50,8 @@ months as (
         case
             when calendar.month_end_date > as_of.as_of_date then as_of.as_of_date
             else calendar.month_end_date
-        end as snapshot_date
+        end as snapshot_date,
+        row_number() over (order by calendar.month_start_date) as month_number
     from calendar
     cross join as_of
     where calendar.month_start_date <= as_of.as_of_date
@@ -75,6 +76,10 @@ active_terms as (
         subscription_months.account_id,
         subscription_months.currency_code,
         subscription_months.month_start_date
+    order by
+        subscription_months.account_id,
+        subscription_months.currency_code,
+        subscription_months.month_start_date
 
 ),
 
@@ -92,13 +97,21 @@ account_currencies as (
 spine as (
 
     -- every month from the account's first MRR on, so months at 0 (churn, gaps) exist
+    -- the month numbers from the first month's to the last one, an equi-join to months: the
+    -- inequality join compared every account with every month (3.3M pairs at scale 10)
     select
         account_currencies.account_id,
         account_currencies.currency_code,
         months.month_start_date
     from account_currencies
+    inner join months as first_months
+        on first_months.month_start_date = account_currencies.first_month_start_date
+    cross join lateral generate_series(
+        first_months.month_number,
+        (select max(month_number) from months)
+    ) as month_numbers (month_number)
     inner join months
-        on months.month_start_date >= account_currencies.first_month_start_date
+        on months.month_number = month_numbers.month_number
 
 ),
 
