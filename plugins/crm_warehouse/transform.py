@@ -94,8 +94,9 @@ def _log_dbt_event(event, failures: list[str]) -> None:
         failures.append(str(event.info.msg).strip())
 
 
-# the marts and the intermediate models they share, built with the marts' as-of date (tag as_of: the customer
-# marts' revenue orders, the sales marts' deal state), so an as-of rebuild of the marts recomputes them too
+# the marts and the intermediate models they share, built with the marts' as-of date (tag as_of: revenue orders
+# and refunds, revenue and activity periods per customer, the deal state), so an as-of rebuild of the marts
+# recomputes them too
 MARTS = "path:models/marts tag:as_of"
 # data tests of table and incremental models that the models enforce themselves, so the pipeline's builds
 # leave them out (`dbt test` and `make test` run them): not_null tests are NOT NULL constraints, unique tests

@@ -1,7 +1,9 @@
 -- the customer periods as of the as-of date (macro as_of_date) by the rule of macro
 -- customers_activity_periods, computed once per run for mart_customer_churn and mart_churn_monthly,
--- which each sorted the ~900k revenue orders to find them. Part of the marts build (transform.MARTS)
--- like int_orders__revenue_as_of, so an as-of rebuild of the marts rebuilds it for that date first
+-- which each sorted the ~900k revenue orders to find them. Part of the marts build (tag as_of,
+-- transform.MARTS) like int_orders__revenue_as_of, so an as-of rebuild of the marts rebuilds it for
+-- that date first
+{{ config(tags=['as_of']) }}
 with
 
 as_of as (

@@ -1,9 +1,10 @@
 -- revenue per customer as of the as-of date (macro as_of_date): the customer's revenue orders
 -- (int_orders__revenue_as_of) and the refunds reducing their revenue (int_refunds__revenue_as_of),
 -- summed once per run for mart_customer_ltv, mart_customer_rfm, mart_customer_churn and
--- mart_cohort_retention, which each aggregated the ~900k orders and the refunds themselves.
--- Part of the marts build (transform.MARTS) like int_orders__revenue_as_of, so an as-of rebuild of
--- the marts rebuilds it for that date first
+-- mart_cohort_retention, which each aggregated the ~900k orders and the refunds themselves. Part of
+-- the marts build (tag as_of, transform.MARTS) like int_orders__revenue_as_of, so an as-of rebuild
+-- of the marts rebuilds it for that date first
+{{ config(tags=['as_of']) }}
 with
 
 as_of as (

@@ -2,7 +2,8 @@
 -- customers_revenue_refunds): refunded on or before it, not deleted on that day, of a revenue order
 -- of int_orders__revenue_as_of. Found once per run for int_customers__revenue_as_of,
 -- mart_cohort_retention and mart_ltv_cohorts, which each joined the refunds to the ~900k revenue
--- orders. Part of the marts build (transform.MARTS) like int_orders__revenue_as_of
+-- orders. Part of the marts build (tag as_of, transform.MARTS) like int_orders__revenue_as_of
+{{ config(tags=['as_of']) }}
 with
 
 as_of as (
