@@ -1,6 +1,6 @@
--- the refunds that reduced revenue at the end of the as-of day (macro as_of_date, rule: macro
--- customers_revenue_refunds): refunded on or before it, not deleted on that day, of a revenue order
--- of int_orders__revenue_as_of. Found once per run for int_customers__revenue_as_of,
+-- the refunds that reduced revenue at the end of the as-of day (macro as_of_date): refunded on or
+-- before it, not deleted on that day by their type-2 history, of a revenue order of
+-- int_orders__revenue_as_of. Found once per run for int_customers__revenue_as_of,
 -- mart_cohort_retention and mart_ltv_cohorts, which each joined the refunds to the ~900k revenue
 -- orders. Part of the marts build (tag as_of, transform.MARTS) like int_orders__revenue_as_of
 {{ config(tags=['as_of']) }}
@@ -21,7 +21,16 @@ revenue_orders as (
 
 revenue_refunds as (
 
-    {{ customers_revenue_refunds('as_of', 'revenue_orders') }}
+    select refunds.*
+    from {{ ref('fct_refunds') }} as refunds
+    cross join as_of as as_of_day
+    inner join {{ ref('int_refunds__historized') }} as refund_states
+        on refund_states.refund_id = refunds.refund_id
+        and {{ customers_is_valid_on('refund_states', 'as_of_day.as_of_date') }}
+    inner join revenue_orders as refunded_orders
+        on refunded_orders.order_id = refunds.order_id
+    where not refund_states.is_deleted
+      and refunds.refunded_date <= as_of_day.as_of_date
 
 ),
 
