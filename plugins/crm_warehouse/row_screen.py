@@ -85,9 +85,9 @@ def _predicate(wh: psycopg.Connection, suite: GateSuite, rule: RowRule, index: i
                joins: list) -> sql.Composable:
     alias = sql.Identifier(f"j{index}")
     batch_id, batch_rows = batch
-    if rule.parent and batch_rows < PROBE_SHARE * _estimated_rows(wh, RAW, rule.parent[0]):
-        return _probed_reference(suite, rule, batch_id)
     if rule.parent:
+        if batch_rows < PROBE_SHARE * _estimated_rows(wh, RAW, rule.parent[0]):
+            return _probed_reference(suite, rule, batch_id)
         parent, parent_key = rule.parent
         keys = sql.SQL("select {k} as parent_key from {raw}.{parent}").format(
             k=sql.Identifier(parent_key), raw=sql.Identifier(RAW), parent=sql.Identifier(parent))
