@@ -193,11 +193,7 @@ def _text_with(driver, *words: str) -> str | None:
 
 def test_every_model_and_every_built_column_is_documented(pipeline):
     """The transform's `dbt docs generate` catalog lists every column built; each must be described."""
-    import json
-
-    target = transform.docs_target()
-    manifest = json.loads((target / "manifest.json").read_text())
-    catalog = json.loads((target / "catalog.json").read_text())
+    manifest, catalog = _docs_artifacts()
     undocumented = []
     for unique_id, node in manifest["nodes"].items():
         if node["resource_type"] != "model":
@@ -214,11 +210,7 @@ def test_descriptions_are_comments_in_the_warehouse(pipeline):
     """persist_docs: every model's description and its columns' are postgres comments, for any SQL client
     (macros/persist_docs.sql writes them in one statement a model). Read from the catalog `dbt docs
     generate` took from the warehouse after the run."""
-    import json
-
-    target = transform.docs_target()
-    manifest = json.loads((target / "manifest.json").read_text())
-    catalog = json.loads((target / "catalog.json").read_text())
+    manifest, catalog = _docs_artifacts()
     differing = []
     for unique_id, node in manifest["nodes"].items():
         built = catalog["nodes"].get(unique_id)
@@ -264,6 +256,12 @@ def test_the_tests_the_models_enforce_are_unique_indexes_and_pass_as_dbt_tests(e
     results = json.loads((transform.project_dir() / "target" / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("test.")}
     assert len(statuses) > 190 and set(statuses.values()) == {"pass"}
+
+
+def _docs_artifacts() -> tuple[dict, dict]:
+    """The manifest and catalog of the transform's last `dbt docs generate`."""
+    target = transform.docs_target()
+    return json.loads((target / "manifest.json").read_text()), json.loads((target / "catalog.json").read_text())
 
 
 def _table_tests(test_name: str) -> list[tuple[dict, dict]]:
