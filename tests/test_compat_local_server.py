@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from crm_warehouse import extract_load, objects, simulator, status, transform
+from crm_warehouse import extract_load, objects, simulator, status, transform, warehouse
 from tests.conftest import local_server_dsn, query, scalar
 
 pytestmark = pytest.mark.compat
@@ -47,6 +47,8 @@ def test_server_is_a_supported_version(local_server):
 def test_load_and_build_on_the_local_server(local_server):
     simulator.simulate(local_server["source"], scale=0.01, seed=3, quiet=True)
     run_id = "compat-run"
+    with warehouse.connect(local_server["warehouse"]) as conn:  # as crm_ingest's plan_run does
+        warehouse.init_warehouse(conn)
     for tier in objects.load_tiers():
         for name in tier:
             result = extract_load.load_object(name, run_id)

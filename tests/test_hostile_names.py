@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from crm_warehouse import extract_load, objects, simulator
+from crm_warehouse import extract_load, objects, simulator, warehouse
 from crm_warehouse.errors import WarehouseError
 from tests.conftest import fresh_databases, query, scalar
 
@@ -22,6 +22,8 @@ def loaded(embedded):
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)
         simulator.simulate(source, scale=0.01, seed=5, quiet=True)
+        with warehouse.connect(wh) as conn:  # as crm_ingest's plan_run does
+            warehouse.init_warehouse(conn)
         for name in ("teams", "users"):
             extract_load.load_object(name, "initial")
         yield source, wh

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 import crm_warehouse
-from crm_warehouse import extract_load, objects, settings, simulator
+from crm_warehouse import extract_load, objects, settings, simulator, warehouse
 from tests.conftest import fresh_databases, query, scalar
 
 SCALE = 0.03
@@ -36,6 +36,8 @@ def killed(embedded):
         mp.setenv("WAREHOUSE_DSN", wh)
         mp.setenv("CRM_SOURCE_DSN", source)
         simulator.simulate(source, scale=SCALE, seed=31, quiet=True)
+        with warehouse.connect(wh) as conn:  # what crm_ingest's plan_run does before the objects' tasks
+            warehouse.init_warehouse(conn)
         for tier in objects.load_tiers():
             for name in tier:
                 if name in ancestors(OBJECT) | {OBJECT}:
