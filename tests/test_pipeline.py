@@ -21,6 +21,7 @@ from crm_warehouse import (
     airflow_runner,
     cli,
     extract_load,
+    gate_rules,
     marts_audit,
     marts_publish,
     objects,
@@ -256,6 +257,31 @@ def test_the_tests_the_models_enforce_are_unique_indexes_and_pass_as_dbt_tests(e
     results = json.loads((transform.project_dir() / "target" / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("test.")}
     assert len(statuses) > 190 and set(statuses.values()) == {"pass"}
+
+
+def test_the_staging_tests_the_load_gate_enforces_are_its_reference_rules_and_pass_as_dbt_tests(embedded, pipeline):
+    """The pipeline's builds leave out the staging relationships tests tagged transform.GATE_ENFORCED_TAG. Each is
+    a reference rule of the load gate (meta.references of expectations/crm_<object>.json) between two objects,
+    every such rule has one, the self-reference is not tagged (the gate also resolves it against rows of the
+    batch that may be quarantined), and run here with dbt on the pipeline's data the tagged tests pass."""
+    manifest, _ = _docs_artifacts()
+    tagged, untagged = set(), set()
+    for node in manifest["nodes"].values():
+        model = manifest["nodes"].get(node.get("attached_node") or "", {}).get("name", "")
+        if (node.get("test_metadata") or {}).get("name") != "relationships" or not model.startswith("stg_crm__"):
+            continue
+        arguments = node["test_metadata"]["kwargs"]
+        parent = re.fullmatch(r"ref\('stg_crm__(\w+)'\)", arguments["to"]).group(1)
+        reference = (model.removeprefix("stg_crm__"), node["column_name"], parent, arguments["field"])
+        (tagged if transform.GATE_ENFORCED_TAG in node["tags"] else untagged).add(reference)
+    rules = {(name, rule.column, *rule.parent) for name in objects.all_objects()
+             for rule in gate_rules.load(objects.get(name).suite_path).row_rules if rule.parent}
+    assert tagged == {rule for rule in rules if rule[0] != rule[2]} and len(tagged) == 37
+    assert untagged == {("subscriptions", "previous_subscription_id", "subscriptions", "subscription_id")}
+    transform.run_dbt("test", "--select", f"tag:{transform.GATE_ENFORCED_TAG}")
+    results = json.loads((transform.project_dir() / "target" / "run_results.json").read_text())["results"]
+    statuses = [r["status"] for r in results if r["unique_id"].startswith("test.")]  # not the on-run-start hook
+    assert len(statuses) == 37 and set(statuses) == {"pass"}
 
 
 def _docs_artifacts() -> tuple[dict, dict]:

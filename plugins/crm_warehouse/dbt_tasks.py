@@ -70,11 +70,11 @@ def render_manifest() -> Path:
 def model_tests(nodes: dict, models: set[str], *, last: bool) -> dict[str, set[str]]:
     """The data tests a build of these models runs, per model: dbt's eager selection picks a test when one of
     its models is built; a group built before another (last=False: the core) leaves out the tests that also
-    read a model of the later group. Unit tests and the not_null tests postgres enforces as constraints
-    (transform.CONSTRAINED_TESTS) are never run by the pipeline's builds."""
+    read a model of the later group. Unit tests and the tests the models or the load gate enforce
+    (transform.LEFT_OUT_TESTS) are never run by the pipeline's builds."""
     tests: dict[str, set[str]] = {uid: set() for uid in models}
     for uid, node in nodes.items():
-        if node["resource_type"] != "test" or _is_constraint(node, nodes):
+        if node["resource_type"] != "test" or _is_left_out(node, nodes):
             continue
         parents = {p for p in node["depends_on"]["nodes"] if p.startswith("model.")}
         if parents & models and (last or parents <= models):
@@ -83,8 +83,11 @@ def model_tests(nodes: dict, models: set[str], *, last: bool) -> dict[str, set[s
     return tests
 
 
-def _is_constraint(test: dict, nodes: dict) -> bool:
-    """transform.CONSTRAINED_TESTS: tests the models enforce themselves (constraints, row checks)."""
+def _is_left_out(test: dict, nodes: dict) -> bool:
+    """transform.LEFT_OUT_TESTS: tests the models enforce themselves (constraints, row checks), and the ones the
+    load gate enforces (transform.GATE_ENFORCED_TAG)."""
+    if transform.GATE_ENFORCED_TAG in test.get("tags", []):
+        return True
     name = (test.get("test_metadata") or {}).get("name")
     parent = nodes.get(test.get("attached_node") or "", {}).get("config", {}).get("materialized")
     severity = str(test.get("config", {}).get("severity", "error")).lower()

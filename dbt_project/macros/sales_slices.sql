@@ -1,7 +1,6 @@
 {#-
-    Macros shared by the sales marts. The deal state as of the as-of date, which this file's macro
-    sales_deal_state_as_of used to compute inside each of three marts, is now the intermediate model
-    int_deals__state_as_of, built once per run with the marts (transform.MARTS).
+    Macros shared by the sales marts: the slices they group by and the percentiles they report. (The deal
+    state as of the as-of date is the intermediate model int_deals__state_as_of.)
 -#}
 
 {#-
