@@ -241,22 +241,37 @@ def test_not_null_tests_of_tables_are_constraints_and_hold(embedded, pipeline):
 
 
 def test_the_tests_the_models_enforce_are_unique_indexes_and_pass_as_dbt_tests(embedded, pipeline):
-    """The pipeline's builds skip the unique tests of tables (unique indexes) and their row-level tests (checked by
-    the model's post-hook, macro assert_row_tests); every such unique column has a unique index of its own in the
-    warehouse, and the skipped tests themselves, run here with dbt on the published data, pass."""
-    unique = {(parent["schema"].replace(marts_publish.SHADOW, marts_publish.LIVE), parent["alias"], test["column_name"])
-              for test, parent in _table_tests("unique")}
-    assert len(unique) > 40
-    indexed = set(query(embedded.warehouse, """
-        select n.nspname, c.relname, a.attname from pg_index i join pg_class c on c.oid = i.indrelid
-        join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = i.indrelid
-        and a.attnum = i.indkey[0] where i.indisunique and i.indnatts = 1 and i.indpred is null"""))
-    assert unique - indexed == set()
+    """The pipeline's builds skip the unique and unique_combination_of_columns tests of tables (unique indexes) and
+    their row-level tests (checked by the model's post-hook, macro assert_row_tests); every such key has a unique
+    index on exactly its columns in the warehouse (partial where the test has a where config, treating nulls as
+    equal where a combination's columns may be null), and the skipped tests themselves, run here with dbt on the
+    published data, pass."""
+    def keys(test_name: str, columns, nulls_equal: bool) -> set[tuple]:
+        return {(parent["schema"].replace(marts_publish.SHADOW, marts_publish.LIVE), parent["alias"],
+                 tuple(columns(test)), bool(test["config"].get("where")), nulls_equal)
+                for test, parent in _table_tests(test_name)}
+
+    unique = keys("unique", lambda test: [test["column_name"]], nulls_equal=False)
+    combinations = keys("unique_combination_of_columns",
+                        lambda test: test["test_metadata"]["kwargs"]["combination_of_columns"], nulls_equal=True)
+    assert len(unique) > 40 and len(combinations) > 15 and any(key[3] for key in combinations)
+    indexed = set()
+    for schema, table, columns, partial, nulls_equal in query(embedded.warehouse, """
+            select n.nspname, c.relname, array(select a.attname::text from unnest(i.indkey::int2[]) with ordinality
+                   as k (attnum, position) join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                   order by k.position), i.indpred is not null,
+                   i.indnullsnotdistinct or not exists (select from pg_attribute a where a.attrelid = i.indrelid
+                       and a.attnum = any (i.indkey::int2[]) and not a.attnotnull)
+            from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+            where i.indisunique and i.indexprs is null"""):
+        # an index that refuses duplicate nulls stands for a combination test too
+        indexed |= {(schema, table, tuple(columns), partial, equal) for equal in {False, nulls_equal}}
+    assert (unique | combinations) - indexed == set()
     enforced = [s for s in transform.CONSTRAINED_TESTS if not s.startswith("test_name:not_null")]
     transform.run_dbt("test", "--select", *enforced)
     results = json.loads((transform.project_dir() / "target" / "run_results.json").read_text())["results"]
     statuses = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("test.")}
-    assert len(statuses) > 190 and set(statuses.values()) == {"pass"}
+    assert len(statuses) > 200 and set(statuses.values()) == {"pass"}
 
 
 def test_the_staging_tests_the_load_gate_enforces_are_its_reference_rules_and_pass_as_dbt_tests(embedded, pipeline):

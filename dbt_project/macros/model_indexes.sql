@@ -27,16 +27,24 @@
 
 
 {#- a boolean SQL expression: the relation has an index on exactly these columns, in this order, unique or
-    not as asked, on plain columns and without a predicate -#}
-{% macro has_index(relation, columns, unique) -%}
+    not as asked, on plain columns and without a predicate (with partial: with one); with nulls_equal, a unique
+    index must also refuse two rows that differ only by nulls (nulls not distinct), unless its columns are
+    NOT NULL -#}
+{% macro has_index(relation, columns, unique, nulls_equal=false, partial=false) -%}
     exists (
         select from pg_index as i
         where i.indrelid = '{{ relation }}'::regclass
-          and i.indisunique = {{ 'true' if unique else 'false' }} and i.indexprs is null and i.indpred is null
+          and i.indisunique = {{ 'true' if unique else 'false' }} and i.indexprs is null
+          and i.indpred is {{ 'not null' if partial else 'null' }}
           and array(select a.attname::text
                     from unnest(i.indkey::int2[]) with ordinality as k (attnum, position)
                     join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
                     order by k.position)
               = array[{% for column in columns %}{{ quoted_literal(column) }}{{ ', ' if not loop.last }}{% endfor %}]::text[]
+          {%- if nulls_equal %}
+          and (i.indnullsnotdistinct or not exists (
+              select from pg_attribute as a
+              where a.attrelid = i.indrelid and a.attnum = any (i.indkey::int2[]) and not a.attnotnull))
+          {%- endif %}
     )
 {%- endmacro %}

@@ -45,26 +45,34 @@
 
 {#-
     Post-hook of every table and incremental model, beside enforce_not_null_tests: a unique test (severity
-    error) of one of its columns becomes a unique index of its table, created when the table has no
-    single-column unique index on it (an incremental model has one on its key already). A duplicate then
-    fails the model with postgres' "Key (column)=(value) is duplicated" and its previous table stays; the
-    pipeline's builds leave the tests out (transform.CONSTRAINED_TESTS), `dbt test` still runs them.
+    error) of one of its columns, or a unique_combination_of_columns test of several, becomes a unique index
+    of its table, created when the table has none on those columns (an incremental model has one on its key
+    already). Nulls count as the tests count them: a unique test ignores them (a plain unique index), a
+    combination's group by makes them equal (nulls not distinct; an index without that will do when the
+    columns are NOT NULL). A test's where config makes a partial index on its predicate (any partial unique
+    index on the same columns counts as it: only this macro makes them). A duplicate then fails the model
+    with postgres' "Key (...)=(...) is duplicated" and its previous table stays; the pipeline's builds leave
+    the tests out (transform.CONSTRAINED_TESTS), `dbt test` still runs them.
 -#}
 {% macro enforce_unique_tests() -%}
     {%- if not execute or this is none or config.get('materialized') not in ('table', 'incremental') -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set columns = unique_tested_columns(model.unique_id) -%}
-    {%- if not columns -%}
+    {%- set keys = unique_tested_keys(model.unique_id) -%}
+    {%- if not keys -%}
         {{ return('') }}
     {%- endif -%}
     {%- set relation = this.include(database=false) -%}
     do $unique$
     begin
-        {%- for column in columns %}
-        if not {{ has_index(relation, [column], true) }}
+        {%- for key in keys %}
+        {%- set columns -%}
+            ({% for column in key.columns %}{{ adapter.quote(column) }}{{ ', ' if not loop.last }}{% endfor %})
+            {{- ' nulls not distinct' if key.nulls_equal }}
+        {%- endset %}
+        if not {{ has_index(relation, key.columns, true, nulls_equal=key.nulls_equal, partial=key.where) }}
         then
-            create unique index on {{ relation }} ({{ adapter.quote(column) }});
+            create unique index on {{ relation }} {{ columns }}{{ ' where ' ~ key.where if key.where }};
         end if;
         {%- endfor %}
     end
@@ -72,16 +80,26 @@
 {%- endmacro %}
 
 
-{#- the columns of a model that carry a unique test of severity error -#}
-{% macro unique_tested_columns(model_id) -%}
-    {%- set columns = [] -%}
+{#-
+    The keys of a model's unique tests of severity error: {columns, nulls_equal, where} for each unique test
+    (one column, nulls ignored) and each unique_combination_of_columns test (its columns in order, nulls
+    equal), with the test's where config
+-#}
+{% macro unique_tested_keys(model_id) -%}
+    {%- set keys = [] -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'test' and node.get('attached_node') == model_id -%}
-        {%- if (node.get('test_metadata') or {}).get('name') == 'unique' and (node.config.severity | lower) == 'error' -%}
-            {%- if node.config.get('where') -%}
-                {{ exceptions.raise_compiler_error("unique test " ~ node.name ~ " has a where config: a unique index cannot stand for it (macro enforce_unique_tests)") }}
+        {%- set test = node.get('test_metadata') or {} -%}
+        {%- if test.get('name') in ('unique', 'unique_combination_of_columns') and (node.config.severity | lower) == 'error' -%}
+            {%- if test.name == 'unique' -%}
+                {%- set key = {'columns': [node.column_name], 'nulls_equal': false} -%}
+            {%- else -%}
+                {%- set key = {'columns': test.kwargs.combination_of_columns, 'nulls_equal': true} -%}
             {%- endif -%}
-            {%- do columns.append(node.column_name) -%}
+            {%- do key.update({'where': node.config.get('where')}) -%}
+            {%- if key not in keys -%}
+                {%- do keys.append(key) -%}
+            {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
-    {{ return(columns | unique | sort) }}
+    {{ return(keys | sort(attribute='columns')) }}
 {%- endmacro %}

@@ -99,11 +99,12 @@ def _log_dbt_event(event, failures: list[str]) -> None:
 # recomputes them too
 MARTS = "path:models/marts tag:as_of"
 # data tests of table and incremental models that the models enforce themselves, so the pipeline's builds
-# leave them out (`dbt test` and `make test` run them): not_null tests are NOT NULL constraints, unique tests
-# of severity error unique indexes (macros enforce_not_null_tests, enforce_unique_tests), and the row-level
-# tests of severity error are checked by a post-hook in one query per model (macro assert_row_tests)
+# leave them out (`dbt test` and `make test` run them): not_null tests are NOT NULL constraints, unique and
+# unique_combination_of_columns tests of severity error unique indexes (macros enforce_not_null_tests,
+# enforce_unique_tests), and the row-level tests of severity error are checked by a post-hook in one query
+# per model (macro assert_row_tests)
 ROW_TESTS = ("accepted_range", "accepted_values", "expression_is_true")
-ERROR_SEVERITY_TESTS = ("unique", *ROW_TESTS)  # enforced only at severity error; not_null at any severity
+ERROR_SEVERITY_TESTS = ("unique", "unique_combination_of_columns", *ROW_TESTS)  # enforced only at severity error; not_null at any severity
 CONSTRAINED_TESTS = tuple(
     f"test_name:{test},config.materialized:{materialized}" + (",config.severity:error" if test != "not_null" else "")
     for test in ("not_null", *ERROR_SEVERITY_TESTS) for materialized in ("table", "incremental")
