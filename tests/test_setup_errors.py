@@ -9,9 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from crm_warehouse import cli, embedded_postgres, extract_load, settings
+from crm_warehouse import cli, embedded_postgres, extract_load, settings, warehouse
 from crm_warehouse.errors import WarehouseError
-from tests.conftest import query
+from tests.conftest import fresh_databases, query
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -67,6 +67,8 @@ def test_port_taken_by_another_program(tmp_path, monkeypatch):
 
 
 def test_missing_source_table(embedded):
+    with warehouse.connect(embedded.warehouse) as conn:  # as crm_ingest's plan_run does before the objects
+        warehouse.init_warehouse(conn)
     query(embedded.source, "create schema if not exists crm")
     query(embedded.source, "alter table if exists crm.teams rename to teams_gone")
     try:
@@ -74,6 +76,16 @@ def test_missing_source_table(embedded):
             extract_load.load_object("teams", "missing-table-run")
     finally:
         query(embedded.source, "alter table if exists crm.teams_gone rename to teams")
+
+
+def test_loading_into_a_warehouse_nobody_initialized_says_to_run_init(embedded, monkeypatch):
+    """load_object leaves the warehouse's set-up to the run (crm_ingest's plan_run, load_all): called on its own
+    against a bare database it names what is missing and the command that makes it."""
+    (bare,) = fresh_databases(embedded, "bare_warehouse")
+    monkeypatch.setenv("WAREHOUSE_DSN", bare)
+    monkeypatch.setenv("CRM_SOURCE_DSN", embedded.source)
+    with pytest.raises(WarehouseError, match=r"crmwh init"):
+        extract_load.load_object("teams", "bare-run")
 
 
 def test_init_warns_when_airflow_shares_the_warehouse_login(embedded):

@@ -95,11 +95,16 @@ def load_all(run_id: str) -> list[BatchResult]:
 
 
 def _published_batch_for_run(wh: psycopg.Connection, name: str, run_id: str) -> int | None:
-    row = wh.execute(
-        "select batch_id from ops.load_batches where object_name = %s and run_id = %s and status = 'published' "
-        "and batch_kind = 'extract'",
-        (name, run_id),
-    ).fetchone()
+    try:
+        row = wh.execute(
+            "select batch_id from ops.load_batches where object_name = %s and run_id = %s and status = 'published' "
+            "and batch_kind = 'extract'",
+            (name, run_id),
+        ).fetchone()
+    except psycopg.errors.UndefinedTable as exc:
+        raise WarehouseError(f"{name}: the warehouse has no load ledger (ops.load_batches): it was not "
+                             "initialized. Run `crmwh init`, or load through crm_ingest or load_all, which "
+                             "initialize it first.") from exc
     return row[0] if row else None
 
 

@@ -104,7 +104,8 @@ MARTS = "path:models/marts tag:as_of"
 # enforce_unique_tests), and the row-level tests of severity error are checked by a post-hook in one query
 # per model (macro assert_row_tests)
 ROW_TESTS = ("accepted_range", "accepted_values", "expression_is_true")
-ERROR_SEVERITY_TESTS = ("unique", "unique_combination_of_columns", *ROW_TESTS)  # enforced only at severity error; not_null at any severity
+# enforced only at severity error; not_null at any severity
+ERROR_SEVERITY_TESTS = ("unique", "unique_combination_of_columns", *ROW_TESTS)
 CONSTRAINED_TESTS = tuple(
     f"test_name:{test},config.materialized:{materialized}" + (",config.severity:error" if test != "not_null" else "")
     for test in ("not_null", *ERROR_SEVERITY_TESTS) for materialized in ("table", "incremental")
