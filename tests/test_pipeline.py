@@ -485,23 +485,25 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
                            "where ticket_id = (select min(ticket_id) from crm.support_tickets)")
     # a value the load gate lets through and the staging model's row checks do not (accepted_values, checked by
     # the model's post-hook: macro assert_row_tests)
-    activity, activity_type, activity_customer = query(
-        embedded.source, "select activity_id, activity_type, customer_id from crm.activities "
+    activity, activity_type = query(
+        embedded.source, "select activity_id, activity_type from crm.activities "
                          "order by activity_id limit 1")[0]
     query(embedded.source, "update crm.activities set activity_type = 'webinar', updated_at = now() - interval "
                            "'1 second' where activity_id = %s", (activity,))
-    # a data test of its own that fails: a changed web session whose customer the staging table has lost
-    session, session_customer = query(
-        embedded.source, "select session_id, customer_id from crm.web_sessions where customer_id is not null "
-                         "and customer_id is distinct from %s and customer_id not in (select customer_id from "
-                         "crm.support_tickets where ticket_id = (select min(ticket_id) from crm.support_tickets)) "
-                         "order by session_id limit 1", (activity_customer,))[0]
-    query(embedded.source, "update crm.web_sessions set updated_at = now() - interval '1 second' "
-                           "where session_id = %s", (session,))
-    query(wh, "create table public.lost_customer as select * from staging.stg_crm__customers where customer_id = %s",
-          (session_customer,))
+    # a data test of its own that fails: a changed campaign touch whose customer the customer dimension has lost
+    # (incremental, so a build that selects it does not bring the customer back; the tests of an incremental model
+    # check the rows its run wrote)
+    touch, touch_customer = query(
+        wh, "select campaign_touch_id, customer_id from core.fct_campaign_touches where customer_id not in ("
+            "select customer_id from core.fct_activities where activity_id = %s and customer_id is not null union all "
+            "select customer_id from core.fct_support_tickets where ticket_id = (select min(ticket_id) from "
+            "core.fct_support_tickets) and customer_id is not null) order by campaign_touch_id limit 1", (activity,))[0]
+    query(embedded.source, "update crm.campaign_touches set updated_at = now() - interval '1 second' "
+                           "where touch_id = %s", (touch,))
+    query(wh, "create table public.lost_customer as select * from core.dim_customer where customer_id = %s",
+          (touch_customer,))
     request.addfinalizer(lambda: _restore_lost_customer(wh))  # also when an assertion below fails
-    query(wh, "delete from staging.stg_crm__customers where customer_id = %s", (session_customer,))
+    query(wh, "delete from core.dim_customer where customer_id = %s", (touch_customer,))
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
     failures: list[WarehouseError] = []
     run = threading.Thread(target=_transform_expecting_failure, args=(pipeline, failures))
@@ -521,14 +523,14 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
     assert re.search(r'"staging"\."stg_crm__activities" failed 1 data test\(s\) on the rows it wrote: '
                      r"accepted_values_stg_crm__activities_activity_type\w* \(activity_type in \('call', 'email', "
                      r"'meeting', 'demo'\)\): 1 rows, e\.g\. \(" + str(activity) + ",", log_text)
-    assert re.search(r"model\.crm_warehouse\.stg_crm__web_sessions failed in dbt_core\.dbt_producer_watcher's dbt "
-                     r"build: relationships_stg_crm__web_sessions_customer_id\w*: Got 1 result", log_text)
+    assert re.search(r"model\.crm_warehouse\.fct_campaign_touches failed in dbt_core\.dbt_producer_watcher's dbt "
+                     r"build: relationships_fct_campaign_touches_customer_id\w*: Got 1 result", log_text)
 
     states = _last_run_states(embedded.airflow_metadata)
     assert states["dbt_core.dbt_producer_watcher"] == ("failed", 1)
     assert states["dbt_core.fct_support_tickets_run"] == ("success", 2)
     assert states["dbt_core.stg_crm__activities_run"] == ("failed", 2)  # its retry: the row is still in raw
-    assert states["dbt_core.stg_crm__web_sessions_run"] == ("failed", 2)
+    assert states["dbt_core.fct_campaign_touches_run"] == ("failed", 2)
     assert states["dbt_core.fct_activities_run"][0] == "upstream_failed"
     assert states["score_customers"][0] == states["dbt_marts.dbt_producer_watcher"][0] == "upstream_failed"
     # what the failed build selected: downstream of the objects changed since the last core build that succeeded,
@@ -538,7 +540,7 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
              else _core_models())
     assert "fct_support_tickets" in built
     # a relationships test fails the tasks of both its models when the build selected both (every model, above)
-    failing = {"stg_crm__activities", "stg_crm__web_sessions"} | ({"stg_crm__customers"} & built)
+    failing = {"stg_crm__activities", "fct_campaign_touches"} | ({"dim_customer"} & built)
     for task_id, (state, _) in states.items():
         model = task_id.split(".")[1].removesuffix("_run") if task_id.startswith("dbt_core.") else None
         if model and task_id.endswith("_run") and model not in built:
@@ -557,13 +559,13 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
     airflow_runner.dags_test("crm_transform", env=pipeline, echo=lambda *_: None)
     states = _last_run_states(embedded.airflow_metadata)
     assert states["dbt_core.fct_support_tickets_run"] == states["dbt_core.stg_crm__activities_run"] == ("success", 1)
-    assert states["dbt_core.stg_crm__web_sessions_run"] == ("success", 1)
+    assert states["dbt_core.fct_campaign_touches_run"] == ("success", 1)
     assert scalar(wh, published) == versions + 1
 
 
 def _restore_lost_customer(wh: str) -> None:
     if scalar(wh, "select to_regclass('public.lost_customer') is not null"):
-        query(wh, "insert into staging.stg_crm__customers select * from public.lost_customer")
+        query(wh, "insert into core.dim_customer select * from public.lost_customer")
         query(wh, "drop table public.lost_customer")
 
 
