@@ -129,6 +129,28 @@ def test_the_quadrature_fallback_matches_the_closed_form_where_that_is_finite(pa
     assert bgnbd._expected_while_alive_by_quadrature(params, t, x, T) == pytest.approx(closed, rel=1e-6)
 
 
+def test_a_and_b_too_large_for_beta_quantiles_give_the_fixed_dropout_limit():
+    """A fit on a few hundred customers who never dropped out reached a, b ~ 1e16-1e17 (bench --quick, second
+    day), where betaincinv never returned. With a, b that large p is the constant a / (a + b), and the
+    expectation while alive integrates over lambda ~ Gamma(r + x, alpha + T) alone:
+    (1 - ((alpha + T) / (alpha + T + p t)) ** (r + x)) / p."""
+    params = bgnbd.BgNbdParams(r=1.589351719941396, alpha=22.451800021365557, a=3.751e16, b=3.0375e17)
+    x, T, t = np.array([0, 1, 4, 4]), np.array([0.0, 5.0, 30.0, 300.0]), 365.25
+    p = params.a / (params.a + params.b)
+    scale = params.alpha + T
+    limit = (1 - (scale / (scale + p * t)) ** (params.r + x)) / p
+    assert bgnbd._expected_while_alive_by_quadrature(params, t, x, T) == pytest.approx(limit, rel=1e-9)
+    assert np.isfinite(bgnbd.expected_purchases(params, t, x, [0.0, 3.0, 20.0, 250.0], T)).all()
+
+
+def test_the_normal_beta_quantiles_agree_with_the_exact_ones_where_they_take_over(monkeypatch):
+    params = bgnbd.BgNbdParams(r=1.58, alpha=22.4, a=2.2e5, b=1.8e6)
+    x, T, t = np.array([0, 1, 5, 3]), np.array([200.0, 400.0, 2000.0, 39.0]), 365.25
+    approximated = bgnbd._expected_while_alive_by_quadrature(params, t, x, T)
+    monkeypatch.setattr(bgnbd, "NORMAL_BETA_ABOVE", np.inf)
+    assert approximated == pytest.approx(bgnbd._expected_while_alive_by_quadrature(params, t, x, T), rel=1e-6)
+
+
 def test_a_new_customer_is_the_zero_history_case(bg):
     assert bgnbd.expected_purchases(bg, 39, [0], [0], [0])[0] == pytest.approx(
         bgnbd.expected_purchases_new_customer(bg, 39))
