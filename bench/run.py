@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ BENCH_SOURCE_DB = "bench_crm"
 BENCH_WAREHOUSE_DB = "bench_warehouse"
 SCALES = (1.0, 3.0, 10.0)  # the scaling scenario; the smallest also runs through Airflow
 QUICK_SCALES = [0.01, 0.02]
+STARTED = time.perf_counter()
 BASELINE_MAX_ROWS = 1_000_000  # pandas and dlt move the tables up to this size (at scale 10: all but three)
 QUERY_REPEATS = 30
 DASHBOARD_QUERIES = {
@@ -80,28 +82,41 @@ def main() -> None:
 
     results = {"scale": scale, "quick": args.quick, "measured_at": datetime.now(UTC).isoformat(),
                "machine": _machine(), "server_version": _server_version(base)}
+    _progress(f"simulating scale {scale:g}")
     results["simulator"] = bench_simulator(source_dsn, scale)
     # paid once per process, not a stage's work: 2-4 s with the venv's files in the page cache, 9 s without,
     # and 18 s inside the first object's gate in one bench run right after `make venv` reinstalled packages
     import great_expectations  # noqa: F401
+    _progress("COPY baseline, then the full run (load, transform)")
     copy_tables = baselines.copy_pipe(source_dsn, warehouse_dsn)
     with end_to_end.PeakMemory() as memory:  # the full initial run: load and transform
         results["raw_load"], results["gate"], ledger = bench_raw_load(source_dsn, warehouse_dsn, copy_tables)
         results["transform"] = bench_transform("bench")
     results["memory"] = memory.figures()
     results["validation"] = validation_share(results["gate"], results["transform"])
+    _progress("dashboard queries")
     results["queries"] = bench_queries(warehouse_dsn)
     full_wall = results["validation"]["pipeline_wall_seconds"]
     # before the incremental scenario advances the source: the same rows as copy_pipe and the project
+    _progress("pandas and dlt baselines")
     results["raw_load"]["other_tools"] = bench_other_tools(source_dsn, warehouse_dsn, copy_tables, ledger)
+    _progress("incremental: one day, nothing new, a second day")
     results["incremental"] = bench_incremental(source_dsn, warehouse_dsn, full_wall)
     this_run = {"scale": scale, "rows": results["raw_load"]["project"]["rows"], "wall_seconds": full_wall,
                 "seconds": _full_run_stages(_load_stages(warehouse_dsn, "bench"), results)}
     scales = QUICK_SCALES if args.quick else sorted({*SCALES, scale})
+    _progress(f"scaling: full runs at scales {scales}")
     results["scaling"] = end_to_end.scaling(base, scales, {scale: this_run})
+    _progress(f"orchestration: airflow dags test at scale {scales[0]:g}")
     results["orchestration"] = end_to_end.orchestrated_run(base, scales[0])
+    _progress("dbt task groups against bare dbt builds")
     results["dbt_tasks"] = end_to_end.dbt_tasks_overhead(base, source_dsn, warehouse_dsn, scale)
     _write(results)
+
+
+def _progress(scenario: str) -> None:
+    """A line on stderr as each scenario starts: a run takes ~30 min at scale 10 (and a stuck one shows where)."""
+    print(f"bench +{time.perf_counter() - STARTED:.0f}s: {scenario}", file=sys.stderr, flush=True)
 
 
 def _full_run_stages(load: dict, results: dict) -> dict:
