@@ -115,7 +115,7 @@ def main() -> None:
 
 
 def _progress(scenario: str) -> None:
-    """A line on stderr as each scenario starts: a run takes ~30 min at scale 10 (and a stuck one shows where)."""
+    """A line on stderr as each scenario starts: a scale-10 run takes about 20 min (and a stuck one shows where)."""
     print(f"bench +{time.perf_counter() - STARTED:.0f}s: {scenario}", file=sys.stderr, flush=True)
 
 
