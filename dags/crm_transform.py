@@ -1,11 +1,9 @@
 """crm_transform: build the dbt project (staging -> core -> marts) whenever raw_crm changes."""
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from crm_warehouse import alerts, dbt_tasks, transform
+from crm_warehouse import alerts, dbt_tasks, settings, transform
 from crm_warehouse.assets import MARTS, RAW_CRM
 
 DOC = """
@@ -38,7 +36,7 @@ A failed task is recorded in `ops.alerts` (and sent through the `crmwh_alerts` c
     max_active_runs=1,
     doc_md=DOC,
     tags=["crm", "transform", "dbt"],
-    default_args={"owner": "analytics-engineering", "retries": 1, "retry_delay": timedelta(minutes=1),
+    default_args={"owner": "analytics-engineering", "retries": 1, "retry_delay": settings.transform_retry_delay(),
                   "on_failure_callback": alerts.on_failure},
 )
 def crm_transform():

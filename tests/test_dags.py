@@ -44,6 +44,20 @@ def test_ingest_has_one_task_per_crm_object_after_its_parents(dagbag):
     assert dag.get_task("load_orders").retry_exponential_backoff
 
 
+def test_transform_tasks_retry_once_after_the_configured_delay(dagbag, monkeypatch):
+    from datetime import timedelta
+
+    from crm_warehouse.errors import WarehouseError
+
+    core_model = dagbag.dags["crm_transform"].get_task("dbt_core.fct_orders_run")
+    assert (core_model.retries, core_model.retry_delay) == (1, timedelta(minutes=1))
+    monkeypatch.setenv("CRMWH_TRANSFORM_RETRY_DELAY_SECONDS", "7.5")
+    assert settings.transform_retry_delay() == timedelta(seconds=7.5)
+    monkeypatch.setenv("CRMWH_TRANSFORM_RETRY_DELAY_SECONDS", "soon")
+    with pytest.raises(WarehouseError, match="CRMWH_TRANSFORM_RETRY_DELAY_SECONDS must be a number of seconds"):
+        settings.transform_retry_delay()
+
+
 def test_transform_is_scheduled_on_the_raw_asset_the_ingest_produces(dagbag):
     ingest, transform = dagbag.dags["crm_ingest"], dagbag.dags["crm_transform"]
     produced = {outlet.name for task in ingest.tasks for outlet in task.outlets}

@@ -506,7 +506,8 @@ def test_a_failing_model_or_test_fails_its_own_task_and_its_retry_builds_it_alon
     query(wh, "delete from core.dim_customer where customer_id = %s", (touch_customer,))
     airflow_runner.dags_test("crm_ingest", env=pipeline, echo=lambda *_: None)
     failures: list[WarehouseError] = []
-    run = threading.Thread(target=_transform_expecting_failure, args=(pipeline, failures))
+    retry_soon = {**pipeline, "CRMWH_TRANSFORM_RETRY_DELAY_SECONDS": "10"}  # `dags test` waits out the delay
+    run = threading.Thread(target=_transform_expecting_failure, args=(retry_soon, failures))
     run.start()
     _wait_for_task_state(embedded.airflow_metadata, "dbt_core.fct_support_tickets_run", "up_for_retry")
     query(wh, "alter table core.fct_support_tickets drop column sabotage")  # while the retry waits its delay

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -180,6 +181,16 @@ def delete_max_share() -> float:
     if not 0 <= share <= 1:
         raise WarehouseError(f"CRMWH_DELETE_MAX_SHARE must be a share between 0 and 1, not {value!r}.")
     return share
+
+
+def transform_retry_delay() -> timedelta:
+    """CRMWH_TRANSFORM_RETRY_DELAY_SECONDS (default 60): how long a failed crm_transform task waits before its
+    automatic retry. Read where the DAG file is parsed, so from the environment only (no Airflow variable)."""
+    value = os.environ.get("CRMWH_TRANSFORM_RETRY_DELAY_SECONDS", "").strip() or "60"
+    seconds = _number("CRMWH_TRANSFORM_RETRY_DELAY_SECONDS", value, "a number of seconds")
+    if seconds < 0:
+        raise WarehouseError(f"CRMWH_TRANSFORM_RETRY_DELAY_SECONDS must be 0 or more seconds, not {value!r}.")
+    return timedelta(seconds=seconds)
 
 
 def _number(name: str, value: str, meaning: str) -> float:
