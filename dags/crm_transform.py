@@ -22,7 +22,8 @@ Runs when `crm_ingest` publishes new batches to `raw_crm` (the `crm_raw` asset),
    shadow schema `marts_shadow` (with the marts' dbt tests, a task per model as above), the GX suites of
    `expectations/marts/` on the shadow, then one transaction swaps it in as `marts` (the previous version
    stays in `marts_previous`; `crmwh rollback` swaps it back). A failed build or audit leaves `marts` as it was.
-4. `dbt docs generate` refreshes the lineage site served by `make docs` and by Airflow itself (Browse menu).
+4. `dbt docs generate` refreshes the lineage site served by `make docs` and by Airflow itself (Browse menu);
+   `build_data_docs` renders the GX Data Docs of the audit (`crmwh quality-docs`), also after a failed audit.
 
 A failed task is recorded in `ops.alerts` (and sent through the `crmwh_alerts` connection if defined).
 """
@@ -56,9 +57,15 @@ def crm_transform():
     def dbt_docs_generate() -> str:
         return str(transform.generate_docs())
 
+    @task(trigger_rule="all_done")  # also after a failed audit: its validations are in the docs
+    def build_data_docs() -> str:
+        return str(transform.build_quality_docs())
+
     audit = audit_marts()
     dbt_tasks.core_group() >> score_customers() >> dbt_tasks.marts_group() >> audit
-    publish_marts(audit) >> dbt_docs_generate()
+    publish = publish_marts(audit)
+    publish >> dbt_docs_generate()
+    publish >> build_data_docs()
 
 
 crm_transform()

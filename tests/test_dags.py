@@ -98,6 +98,14 @@ def test_data_docs_are_built_after_every_load_without_hiding_a_failed_one(dagbag
     assert docs.downstream_task_ids == {"publish_raw_asset"}  # not a leaf: the run fails with its loads
 
 
+def test_the_audits_data_docs_are_built_after_the_publish_and_after_a_failed_audit(dagbag):
+    dag = dagbag.dags["crm_transform"]
+    docs = dag.get_task("build_data_docs")
+    assert docs.trigger_rule == "all_done"
+    assert docs.upstream_task_ids == {"publish_marts"}
+    assert dag.get_task("dbt_docs_generate").upstream_task_ids == {"publish_marts"}  # a leaf: a failed audit fails the run
+
+
 def _manifest():
     from crm_warehouse import dbt_tasks
 

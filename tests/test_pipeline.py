@@ -22,6 +22,7 @@ from crm_warehouse import (
     cli,
     extract_load,
     gate_rules,
+    gx_docs,
     marts_audit,
     marts_publish,
     objects,
@@ -466,6 +467,8 @@ def test_a_failing_mart_audit_leaves_marts_as_they_were(embedded, pipeline, tmp_
     with pytest.raises(marts_publish.MartsNotPublished, match="mart_customer_ltv.*order_count"):
         transform.build_marts()
     assert mart_digests(embedded.warehouse) == before
+    results = gx_docs._file_context().validation_results_store.list_keys()  # the failed audit's pages are built
+    assert results and all(gx_docs._page_path(key).exists() for key in results)
     assert scalar(embedded.warehouse, "select count(*) from ops.marts_versions where status = 'published'") == versions
     assert scalar(embedded.warehouse, "select status from ops.marts_versions order by version_id desc limit 1") == (
         "failed_audit")
