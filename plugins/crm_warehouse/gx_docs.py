@@ -82,6 +82,13 @@ def _prune(keep_days: int) -> None:
                 path.unlink()
 
 
+def build_and_log() -> Path:
+    """build(), and a log line saying where the site is: the DAGs' build_data_docs tasks, a marts rebuild."""
+    index = build()
+    log.info("Great Expectations Data Docs: file://%s", index)
+    return index
+
+
 def docs_index() -> Path:
     return settings.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 

@@ -68,10 +68,3 @@ def summarize(results: list[dict]) -> dict:
     return {"rows_published": rows, "rows_quarantined": quarantined, "batches": len(published),
             "rows_tombstoned": tombstoned}
 
-
-def build_data_docs() -> str:
-    from crm_warehouse import gx_docs
-
-    index = gx_docs.build()
-    log.info("Great Expectations Data Docs of this run: file://%s", index)
-    return str(index)
