@@ -5,7 +5,7 @@
 -- depends_on: {{ source('crm', 'fx_rates') }}
 -- depends_on: {{ source('crm', 'products') }}
 -- depends_on: {{ ref('stg_crm__order_lines') }}
-{{ incremental_by_key('order_id') }}
+{{ incremental_by_key('order_id', extra_indexes=[{'columns': ['ordered_date']}]) }}
 
 with
 

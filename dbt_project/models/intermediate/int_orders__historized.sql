@@ -1,5 +1,6 @@
 -- incremental: a run rebuilds the periods of the keys changed in new batches (macro customers_historize)
-{{ incremental_by_key('order_id', unique_columns=['order_id', 'period_number']) }}
+{{ incremental_by_key('order_id', unique_columns=['order_id', 'period_number'],
+                     extra_indexes=[{'columns': ['valid_from_date']}, {'columns': ['valid_to_date']}]) }}
 
 -- type-2 periods of an order's status and soft delete, so a mart as of a past date counts an
 -- order as revenue exactly when it did on that date (a later cancellation or delete does not reach back)

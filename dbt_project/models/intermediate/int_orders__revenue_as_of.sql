@@ -3,8 +3,10 @@
 -- run for the six customer marts, each of which joined fct_orders to the order history itself
 -- (~3 s a mart at scale 10). Part of the marts build (tag as_of, transform.MARTS), not of the core
 -- build, so it is always built with the marts' vars: an as-of rebuild of the marts rebuilds it for that
--- date first.
-{{ config(tags=['as_of']) }}
+-- date first. Incremental across as-of days (macros/as_of_incremental.sql): a run rewrites the orders
+-- that changed upstream or that a date between the last build's day and this one reaches.
+{{ as_of_incremental('order_id', 'revenue_orders_changed', extra_indexes=[{'columns': ['customer_id']}]) }}
+{%- set window = as_of_window() %}
 with
 
 as_of as (
@@ -24,7 +26,7 @@ final as (
         orders.net_amount,
         orders.net_amount_reporting,
         orders.cost_amount_reporting,
-        as_of.as_of_date
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from {{ ref('fct_orders') }} as orders
     cross join as_of
     inner join {{ ref('int_orders__historized') }} as order_states
@@ -32,6 +34,9 @@ final as (
         and {{ customers_is_valid_on('order_states', 'as_of.as_of_date') }}
     where order_states.is_revenue_order
       and orders.ordered_date <= as_of.as_of_date
+      {%- if window is not none %}
+      and orders.order_id = any(array({{ revenue_orders_changed(window) }}))
+      {%- endif %}
 
 )
 

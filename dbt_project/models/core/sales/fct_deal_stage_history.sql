@@ -2,7 +2,8 @@
 -- has not consumed (macro changed_keys)
 -- depends_on: {{ source('crm', 'deal_stage_history') }}
 -- depends_on: {{ source('crm', 'pipeline_stages') }}
-{{ incremental_by_key('deal_id', unique_columns=['deal_stage_history_id'], extra_indexes=[{'columns': ['deal_id']}]) }}
+{{ incremental_by_key('deal_id', unique_columns=['deal_stage_history_id'],
+                     extra_indexes=[{'columns': ['deal_id']}, {'columns': ['entered_date']}, {'columns': ['exited_date']}]) }}
 
 -- one row per stage visit: every recorded stage change opens a visit of the stage it entered, and
 -- the deal's next (non-deleted) change closes it. Skips (a forward jump over funnel stages that are

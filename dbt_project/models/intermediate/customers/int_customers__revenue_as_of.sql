@@ -3,26 +3,42 @@
 -- summed once per run for mart_customer_ltv, mart_customer_rfm, mart_customer_churn and
 -- mart_cohort_retention, which each aggregated the ~900k orders and the refunds themselves. Part of
 -- the marts build (tag as_of, transform.MARTS) like int_orders__revenue_as_of, so an as-of rebuild
--- of the marts rebuilds it for that date first
-{{ config(tags=['as_of']) }}
+-- of the marts rebuilds it for that date first. Incremental like them: a run rewrites the customers of
+-- the orders and refunds whose revenue state changed
+-- depends_on: {{ ref('int_loaded_dates__summarized') }}
+-- depends_on: {{ ref('fct_orders') }}
+-- depends_on: {{ ref('int_orders__historized') }}
+-- depends_on: {{ ref('fct_refunds') }}
+-- depends_on: {{ ref('int_refunds__historized') }}
+-- depends_on: {{ source('crm', 'orders') }}
+-- depends_on: {{ source('crm', 'refunds') }}
+{{ as_of_incremental('customer_id', 'revenue_customers_changed') }}
+{%- set window = as_of_window() %}
 with
+{%- if window is not none %}
 
-as_of as (
+changed_customers as (
 
-    select {{ as_of_date('latest_loaded_date') }} as as_of_date
-    from {{ ref('int_loaded_dates__summarized') }}
+    {{ revenue_customers_changed(window) }}
 
 ),
+{%- endif %}
 
 revenue_orders as (
 
     select * from {{ ref('int_orders__revenue_as_of') }}
+    {%- if window is not none %}
+    where customer_id = any(array(select customer_id from changed_customers))
+    {%- endif %}
 
 ),
 
 revenue_refunds as (
 
     select * from {{ ref('int_refunds__revenue_as_of') }}
+    {%- if window is not none %}
+    where customer_id = any(array(select customer_id from changed_customers))
+    {%- endif %}
 
 ),
 
@@ -110,9 +126,8 @@ final as (
         joined.order_revenue_reporting,
         joined.refund_amount_reporting,
         joined.cost_of_goods_reporting,
-        as_of.as_of_date
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from joined
-    cross join as_of
 
 )
 

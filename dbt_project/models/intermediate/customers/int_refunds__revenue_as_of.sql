@@ -2,8 +2,12 @@
 -- before it, not deleted on that day by their type-2 history, of a revenue order of
 -- int_orders__revenue_as_of. Found once per run for int_customers__revenue_as_of,
 -- mart_cohort_retention and mart_ltv_cohorts, which each joined the refunds to the ~900k revenue
--- orders. Part of the marts build (tag as_of, transform.MARTS) like int_orders__revenue_as_of
-{{ config(tags=['as_of']) }}
+-- orders. Part of the marts build (tag as_of, transform.MARTS) like int_orders__revenue_as_of, and
+-- incremental like it: a run rewrites the refunds whose own state or whose order's changed
+-- depends_on: {{ ref('fct_orders') }}
+-- depends_on: {{ ref('int_orders__historized') }}
+{{ as_of_incremental('refund_id', 'revenue_refunds_changed', extra_indexes=[{'columns': ['customer_id']}]) }}
+{%- set window = as_of_window() %}
 with
 
 as_of as (
@@ -31,6 +35,9 @@ revenue_refunds as (
         on refunded_orders.order_id = refunds.order_id
     where not refund_states.is_deleted
       and refunds.refunded_date <= as_of_day.as_of_date
+      {%- if window is not none %}
+      and refunds.refund_id = any(array({{ revenue_refunds_changed(window) }}))
+      {%- endif %}
 
 ),
 
@@ -43,9 +50,8 @@ final as (
         revenue_refunds.refunded_date,
         revenue_refunds.refund_amount,
         revenue_refunds.refund_amount_reporting,
-        as_of.as_of_date
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from revenue_refunds
-    cross join as_of
 
 )
 

@@ -3,8 +3,11 @@
 -- amount in the reporting currency. Built once per run for the three sales marts that each computed
 -- it from the stage history themselves (~0.3-0.5 s a mart at scale 10). Part of the marts build
 -- (tag as_of, transform.MARTS), not of the core build, so it is always built with the marts' vars: an
--- as-of rebuild of the marts rebuilds it for that date first.
-{{ config(tags=['as_of']) }}
+-- as-of rebuild of the marts rebuilds it for that date first. Incremental across as-of days
+-- (macros/as_of_incremental.sql): a run rewrites the deals that changed upstream, or whose creation,
+-- deletion or stage change falls between the last build's day and this one.
+{{ as_of_incremental('deal_id', 'deals_changed') }}
+{%- set window = as_of_window() %}
 with
 
 as_of as (
@@ -13,6 +16,14 @@ as_of as (
     from {{ ref('int_loaded_dates__summarized') }}
 
 ),
+{%- if window is not none %}
+
+changed_deals as (
+
+    {{ deals_changed(window) }}
+
+),
+{%- endif %}
 
 live_deals as (
 
@@ -34,6 +45,9 @@ live_deals as (
       and (deals.deleted_date is null or deals.deleted_date > as_of.as_of_date)
       -- a deleted deal without a deletion date (should not happen) is never counted
       and not (deals.is_deleted and deals.deleted_date is null)
+      {%- if window is not none %}
+      and deals.deal_id = any(array(select deal_id from changed_deals))
+      {%- endif %}
 
 ),
 
@@ -61,6 +75,9 @@ deal_progress as (
         cross join as_of
         where not visits.is_deleted
           and visits.entered_date <= as_of.as_of_date
+          {%- if window is not none %}
+          and visits.deal_id = any(array(select deal_id from changed_deals))
+          {%- endif %}
     ) as visits
     group by visits.deal_id
 
@@ -94,9 +111,8 @@ final as (
         not deals_dated.is_closed as is_open,
         {{ dbt.datediff('deals_dated.created_date', 'deals_dated.closed_date', 'day') }} as sales_cycle_days,
         {{ to_reporting('deals_dated.deal_amount', 'fx_rates.fx_rate_to_reporting') }} as deal_amount_reporting,
-        as_of.as_of_date
+        {{ batch_cutoff() }} as _batch_cutoff_xid
     from deals_dated
-    cross join as_of
     left join {{ ref('int_fx_rates__filled_daily') }} as fx_rates
         on fx_rates.currency_code = deals_dated.currency_code
         and fx_rates.rate_date = coalesce(deals_dated.closed_date, deals_dated.created_date)
