@@ -36,14 +36,18 @@
     The config of an as-of model: appended rows (the pre-hook deletes the keys it rewrites, including
     keys with no row any more), the columns of the table synced with the model's, a unique index on
     unique_columns, and the build recorded in dbt_state.as_of_builds in the same transaction.
-    changed_keys_macro names the macro selecting the keys to rewrite (macro as_of_changed_keys).
+    changed_keys_macro names the macro selecting the keys to rewrite (macro as_of_changed_keys);
+    rewritten_rows_macro, when given, names a macro whose condition selects further rows every windowed
+    build rewrites, whatever their key (macro as_of_rewritten_rows).
 -#}
-{% macro as_of_incremental(key_column, changed_keys_macro, unique_columns=none, extra_indexes=[]) -%}
+{% macro as_of_incremental(key_column, changed_keys_macro, unique_columns=none, extra_indexes=[],
+                           rewritten_rows_macro=none) -%}
     {%- set indexes = [{'columns': unique_columns or [key_column], 'unique': true}] + extra_indexes
                       + [{'columns': ['_batch_cutoff_xid']}] -%}
     {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
               indexes=indexes, tags=['as_of'],
-              pre_hook="{{ as_of_delete_changed('" ~ key_column ~ "', '" ~ changed_keys_macro ~ "') }}",
+              pre_hook="{{ as_of_delete_changed('" ~ key_column ~ "', '" ~ changed_keys_macro ~ "', "
+                       ~ ("'" ~ rewritten_rows_macro ~ "'" if rewritten_rows_macro else "none") ~ ") }}",
               post_hook="{{ record_as_of_build() }}") }}
 {%- endmacro %}
 
@@ -91,7 +95,7 @@
 {#- the pre-hook: delete the keys this build rewrites (all of them without a window). Key sets are matched
     with = any(array(...)): the planner then reads them through the key's index, where `in (subquery)`,
     misestimated ~5x, had it merge-join the whole table -#}
-{% macro as_of_delete_changed(key_column, changed_keys_macro) -%}
+{% macro as_of_delete_changed(key_column, changed_keys_macro, rewritten_rows_macro=none) -%}
     {%- if not execute or not is_incremental() -%}
         {{ return('') }}
     {%- endif -%}
@@ -103,6 +107,9 @@
     {%- else -%}
         delete from {{ this }}
         where {{ key_column }} = any(array({{ as_of_changed_keys(changed_keys_macro, window) }}))
+        {%- if rewritten_rows_macro %}
+            or {{ as_of_rewritten_rows(rewritten_rows_macro, window) }}
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 
@@ -119,8 +126,20 @@
         {{ activity_customers_changed(window) }}
     {%- elif name == 'deals_changed' -%}
         {{ deals_changed(window) }}
+    {%- elif name == 'mrr_accounts_changed' -%}
+        {{ mrr_accounts_changed(window) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error("as_of_changed_keys: no macro " ~ name) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- the condition on further rows a windowed build rewrites, by the name given to macro as_of_incremental -#}
+{% macro as_of_rewritten_rows(name, window) -%}
+    {%- if name == 'mrr_months_rewritten' -%}
+        {{ mrr_months_rewritten(window) }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("as_of_rewritten_rows: no macro " ~ name) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -207,19 +226,8 @@
     probability) had such a batch. The batches are looked up when the model runs, as macro new_batch_ids
     does. -#}
 {% macro deals_changed(window) -%}
-    {%- set query -%}
-        with new_batches as (
-            select batch_id, object_name from {{ source('ops', 'load_batches') }}
-            where status = 'published' and published_xid >= {{ window.cutoff }}
-              and object_name in ('fx_rates', 'pipeline_stages')
-        )
-        select
-            (select min(rates.rate_date) from {{ source('crm', 'fx_rates') }} as rates
-             where rates._batch_id in (select batch_id from new_batches where object_name = 'fx_rates')),
-            exists (select from new_batches where object_name = 'pipeline_stages')
-    {%- endset -%}
-    {%- set row = run_query(query).rows[0] -%}
-    {%- set fx_from, stages_changed = row[0], row[1] -%}
+    {%- set fx_from = fx_rates_changed_since(window) -%}
+    {%- set stages_changed = batches_published_since(window, 'pipeline_stages') -%}
     select deal_id from {{ ref('fct_deals') }}
     where _batch_cutoff_xid >= {{ window.cutoff }}
         or {{ in_as_of_window('created_date', window) }}
@@ -240,4 +248,65 @@
     union
     select deal_id from {{ ref('fct_deal_stage_history') }} where entered_date >= '{{ fx_from }}'
     {%- endif %}
+{%- endmacro %}
+
+
+{#- whether a batch of the object was published since the window's cutoff, looked up when the model runs as
+    macro new_batch_ids does -#}
+{% macro batches_published_since(window, object_name) -%}
+    {%- set query -%}
+        select exists (
+            select from {{ source('ops', 'load_batches') }}
+            where status = 'published' and published_xid >= {{ window.cutoff }} and object_name = '{{ object_name }}'
+        )
+    {%- endset -%}
+    {{ return(run_query(query).rows[0][0]) }}
+{%- endmacro %}
+
+
+{#- the earliest rate date of the FX batches published since the window's cutoff (none without any): the
+    reporting amounts from that date on may have changed -#}
+{% macro fx_rates_changed_since(window) -%}
+    {%- set query -%}
+        select min(rates.rate_date) from {{ source('crm', 'fx_rates') }} as rates
+        where rates._batch_id in (
+            select batch_id from {{ source('ops', 'load_batches') }}
+            where status = 'published' and published_xid >= {{ window.cutoff }} and object_name = 'fx_rates'
+        )
+    {%- endset -%}
+    {{ return(run_query(query).rows[0][0]) }}
+{%- endmacro %}
+
+
+{#- account_ids whose MRR months can differ in months before the ones every windowed build rewrites: every
+    account any version of a subscription was of, when the subscription changed since the cutoff (a term
+    changed, ended, was deleted, or moved to another account, which changes both). Not the subscriptions
+    whose rows fct_subscription_mrr_monthly rewrote: it rewrites every running one when a new month
+    starts, when only the months every build rewrites change; and an FX change of earlier months is
+    macro mrr_rewrite_from_month's -#}
+{% macro mrr_accounts_changed(window) -%}
+    select account_id from {{ source('crm', 'subscriptions') }}
+    where account_id is not null and subscription_id = any(array(
+        select subscription_id from {{ ref('stg_crm__subscriptions') }}
+        where _batch_cutoff_xid >= {{ window.cutoff }}
+    ))
+{%- endmacro %}
+
+
+{#- the first month whose MRR movements a windowed build rewrites for every account: the month running at
+    window.previous (its snapshot day moves with the as-of date; later months are new). An FX batch with a
+    rate before that month (a correction, or a currency's earlier first rate, which the months before it
+    use) rewrites every month -#}
+{% macro mrr_rewrite_from_month(window) -%}
+    {%- set running = window.previous.replace(day=1) -%}
+    {%- set fx_from = fx_rates_changed_since(window) -%}
+    {%- if fx_from is not none and fx_from < running -%}
+        {{ return(var('calendar_start_date')) }}
+    {%- endif -%}
+    {{ return(running.isoformat()) }}
+{%- endmacro %}
+
+
+{% macro mrr_months_rewritten(window) -%}
+    month_start_date >= cast('{{ mrr_rewrite_from_month(window) }}' as date)
 {%- endmacro %}

@@ -4,6 +4,8 @@
 -- month's FX rates (constant currency), so exchange rates never show up as expansion or
 -- contraction; the FX difference is its own column. Churn (MRR falls to 0) takes precedence over
 -- contraction; MRR returning after a month at 0 is reactivation, the first MRR ever is new.
+-- Computed by int_accounts__mrr_movements_as_of, incremental across as-of days; this mart adds the
+-- as-of date to its rows.
 {{ config(
     indexes=[
         {'columns': ['account_id', 'month_start_date'], 'unique': true},
@@ -21,176 +23,9 @@ as_of as (
 
 ),
 
-subscription_months as (
+movements as (
 
-    select * from {{ ref('fct_subscription_mrr_monthly') }}
-
-),
-
-fx_rates as (
-
-    select * from {{ ref('int_fx_rates__monthly') }}
-
-),
-
-calendar as (
-
-    select distinct
-        month_start_date,
-        month_end_date
-    from {{ ref('dim_date') }}
-
-),
-
-months as (
-
-    select
-        calendar.month_start_date,
-        calendar.month_end_date,
-        case
-            when calendar.month_end_date > as_of.as_of_date then as_of.as_of_date
-            else calendar.month_end_date
-        end as snapshot_date,
-        row_number() over (order by calendar.month_start_date) as month_number
-    from calendar
-    cross join as_of
-    where calendar.month_start_date <= as_of.as_of_date
-
-),
-
-active_terms as (
-
-    -- terms running at the end of the snapshot day; an end after the as-of date was not known then
-    select
-        subscription_months.account_id,
-        subscription_months.currency_code,
-        subscription_months.month_start_date,
-        sum(subscription_months.mrr_amount) as mrr_amount
-    from subscription_months
-    inner join months
-        on months.month_start_date = subscription_months.month_start_date
-    where not subscription_months.is_deleted
-      and subscription_months.started_date <= months.snapshot_date
-      and (subscription_months.ended_date is null or subscription_months.ended_date > months.snapshot_date)
-    group by
-        subscription_months.account_id,
-        subscription_months.currency_code,
-        subscription_months.month_start_date
-    order by
-        subscription_months.account_id,
-        subscription_months.currency_code,
-        subscription_months.month_start_date
-
-),
-
-account_currencies as (
-
-    select
-        account_id,
-        currency_code,
-        min(month_start_date) as first_month_start_date
-    from active_terms
-    group by account_id, currency_code
-
-),
-
-spine as (
-
-    -- every month from the account's first MRR on, so months at 0 (churn, gaps) exist
-    -- the month numbers from the first month's to the last one, an equi-join to months: the
-    -- inequality join compared every account with every month (3.3M pairs at scale 10)
-    select
-        account_currencies.account_id,
-        account_currencies.currency_code,
-        months.month_start_date
-    from account_currencies
-    inner join months as first_months
-        on first_months.month_start_date = account_currencies.first_month_start_date
-    cross join lateral generate_series(
-        first_months.month_number,
-        (select max(month_number) from months)
-    ) as month_numbers (month_number)
-    inner join months
-        on months.month_number = month_numbers.month_number
-
-),
-
-currency_months as (
-
-    select
-        spine.account_id,
-        spine.currency_code,
-        spine.month_start_date,
-        coalesce(active_terms.mrr_amount, 0) as mrr_amount,
-        coalesce(lag(active_terms.mrr_amount) over (
-            partition by spine.account_id, spine.currency_code
-            order by spine.month_start_date
-        ), 0) as previous_mrr_amount,
-        lag(fx_rates.fx_rate_to_reporting) over (
-            partition by spine.account_id, spine.currency_code
-            order by spine.month_start_date
-        ) as previous_fx_rate_to_reporting,
-        fx_rates.fx_rate_to_reporting
-    from spine
-    left join active_terms
-        on active_terms.account_id = spine.account_id
-        and active_terms.currency_code = spine.currency_code
-        and active_terms.month_start_date = spine.month_start_date
-    left join fx_rates
-        on fx_rates.currency_code = spine.currency_code
-        and fx_rates.month_start_date = spine.month_start_date
-    -- already in account order after the windows: ordering by month within the account lets
-    -- account_months aggregate the sorted rows instead of hashing them (-0.5 s at scale 10)
-    order by spine.account_id, spine.month_start_date
-
-),
-
-account_months as (
-
-    select
-        account_id,
-        month_start_date,
-        sum({{ to_reporting('mrr_amount', 'fx_rate_to_reporting') }}) as mrr_reporting,
-        sum({{ to_reporting('previous_mrr_amount', 'coalesce(previous_fx_rate_to_reporting, fx_rate_to_reporting)') }}) as previous_mrr_reporting,
-        sum({{ to_reporting('previous_mrr_amount', 'fx_rate_to_reporting') }}) as previous_mrr_constant_fx_reporting
-    from currency_months
-    group by account_id, month_start_date
-
-),
-
-with_history as (
-
-    select
-        *,
-        -- had MRR in some month before this one (a return after a month at 0 is a reactivation)
-        coalesce(max(case when mrr_reporting > 0 then 1 else 0 end) over (
-            partition by account_id
-            order by month_start_date
-            rows between unbounded preceding and 1 preceding
-        ), 0) = 1 as had_prior_mrr
-    from account_months
-
-),
-
-classified as materialized (
-
-    -- materialized: inlined into final, its movement_type case was evaluated once per reference
-    -- (a dozen times a row, ~0.4 s at scale 10)
-
-    select
-        *,
-        case
-            when previous_mrr_constant_fx_reporting = 0 and mrr_reporting > 0 and not had_prior_mrr then 'new'
-            when previous_mrr_constant_fx_reporting = 0 and mrr_reporting > 0 then 'reactivation'
-            -- churn before contraction: a fall to 0 is churn, never contraction
-            when previous_mrr_constant_fx_reporting > 0 and mrr_reporting = 0 then 'churn'
-            when mrr_reporting > previous_mrr_constant_fx_reporting then 'expansion'
-            when mrr_reporting < previous_mrr_constant_fx_reporting then 'contraction'
-            when mrr_reporting > 0 then 'retained'
-            else 'inactive'
-        end as movement_type,
-        mrr_reporting - previous_mrr_constant_fx_reporting as mrr_change_reporting
-    from with_history
+    select * from {{ ref('int_accounts__mrr_movements_as_of') }}
 
 ),
 
@@ -198,34 +33,30 @@ final as (
 
     select
         as_of.as_of_date,
-        classified.account_id,
-        classified.month_start_date,
-        months.month_end_date,
-        months.snapshot_date,
-        {{ reporting_currency() }} as reporting_currency,
-        classified.previous_mrr_reporting,
-        classified.previous_mrr_constant_fx_reporting,
-        classified.previous_mrr_constant_fx_reporting - classified.previous_mrr_reporting as fx_effect_reporting,
-        classified.mrr_reporting,
-        classified.mrr_change_reporting,
-        classified.movement_type,
-        classified.movement_type = 'new' as is_new,
-        classified.movement_type = 'expansion' as is_expansion,
-        classified.movement_type = 'contraction' as is_contraction,
-        classified.movement_type = 'churn' as is_churn,
-        classified.movement_type = 'reactivation' as is_reactivation,
-        case when classified.movement_type = 'new' then classified.mrr_change_reporting else 0 end as new_mrr_reporting,
-        case when classified.movement_type = 'expansion' then classified.mrr_change_reporting else 0 end as expansion_mrr_reporting,
-        case when classified.movement_type = 'contraction' then classified.mrr_change_reporting else 0 end as contraction_mrr_reporting,
-        case when classified.movement_type = 'churn' then classified.mrr_change_reporting else 0 end as churned_mrr_reporting,
-        case when classified.movement_type = 'reactivation' then classified.mrr_change_reporting else 0 end as reactivation_mrr_reporting,
-        classified.had_prior_mrr
-    from classified
-    inner join months
-        on months.month_start_date = classified.month_start_date
+        movements.account_id,
+        movements.month_start_date,
+        movements.month_end_date,
+        movements.snapshot_date,
+        movements.reporting_currency,
+        movements.previous_mrr_reporting,
+        movements.previous_mrr_constant_fx_reporting,
+        movements.fx_effect_reporting,
+        movements.mrr_reporting,
+        movements.mrr_change_reporting,
+        movements.movement_type,
+        movements.is_new,
+        movements.is_expansion,
+        movements.is_contraction,
+        movements.is_churn,
+        movements.is_reactivation,
+        movements.new_mrr_reporting,
+        movements.expansion_mrr_reporting,
+        movements.contraction_mrr_reporting,
+        movements.churned_mrr_reporting,
+        movements.reactivation_mrr_reporting,
+        movements.had_prior_mrr
+    from movements
     cross join as_of
-    -- months at 0 after a churn carry no movement
-    where classified.movement_type <> 'inactive'
 
 )
 
