@@ -223,11 +223,11 @@
 {#- deal_ids whose state can differ: the deal's or its stage visits' rows rewritten; created, deleted, or a
     stage entered or left in the window; every deal dated on or after the first day of an FX rate in a
     batch published since the window's cutoff; every deal when the pipeline stages (won / lost / win
-    probability) had such a batch. The batches are looked up when the model runs, as macro new_batch_ids
-    does. -#}
+    probability) had such a batch. The batches are looked up when the model runs, by macro new_batch_ids
+    from the window's cutoff. -#}
 {% macro deals_changed(window) -%}
-    {%- set fx_from = fx_rates_changed_since(window) -%}
-    {%- set stages_changed = batches_published_since(window, 'pipeline_stages') -%}
+    {%- set fx_from = fx_rates_changed_from(since=window.cutoff) -%}
+    {%- set stages_changed = new_batch_ids('pipeline_stages', since=window.cutoff) -%}
     select deal_id from {{ ref('fct_deals') }}
     where _batch_cutoff_xid >= {{ window.cutoff }}
         or {{ in_as_of_window('created_date', window) }}
@@ -248,33 +248,6 @@
     union
     select deal_id from {{ ref('fct_deal_stage_history') }} where entered_date >= '{{ fx_from }}'
     {%- endif %}
-{%- endmacro %}
-
-
-{#- whether a batch of the object was published since the window's cutoff, looked up when the model runs as
-    macro new_batch_ids does -#}
-{% macro batches_published_since(window, object_name) -%}
-    {%- set query -%}
-        select exists (
-            select from {{ source('ops', 'load_batches') }}
-            where status = 'published' and published_xid >= {{ window.cutoff }} and object_name = '{{ object_name }}'
-        )
-    {%- endset -%}
-    {{ return(run_query(query).rows[0][0]) }}
-{%- endmacro %}
-
-
-{#- the earliest rate date of the FX batches published since the window's cutoff (none without any): the
-    reporting amounts from that date on may have changed -#}
-{% macro fx_rates_changed_since(window) -%}
-    {%- set query -%}
-        select min(rates.rate_date) from {{ source('crm', 'fx_rates') }} as rates
-        where rates._batch_id in (
-            select batch_id from {{ source('ops', 'load_batches') }}
-            where status = 'published' and published_xid >= {{ window.cutoff }} and object_name = 'fx_rates'
-        )
-    {%- endset -%}
-    {{ return(run_query(query).rows[0][0]) }}
 {%- endmacro %}
 
 
@@ -299,7 +272,7 @@
     use) rewrites every month -#}
 {% macro mrr_rewrite_from_month(window) -%}
     {%- set running = window.previous.replace(day=1) -%}
-    {%- set fx_from = fx_rates_changed_since(window) -%}
+    {%- set fx_from = fx_rates_changed_from(since=window.cutoff) -%}
     {%- if fx_from is not none and fx_from < running -%}
         {{ return(var('calendar_start_date')) }}
     {%- endif -%}

@@ -36,8 +36,9 @@
     (dbt compiles a node just before running it). Literal ids, not a subquery: the planner then
     knows the new batches are a sliver of raw (the initial batch dominates the column statistics)
     and reads them through the BRIN index on _batch_id instead of scanning the table.
+    since: another cutoff to read from (an as-of model's recorded one, macros/as_of_incremental.sql).
 -#}
-{% macro new_batch_ids(object_name) -%}
+{% macro new_batch_ids(object_name, since=none) -%}
     {%- if not execute -%}
         {{ return([]) }}
     {%- endif -%}
@@ -46,7 +47,7 @@
         from {{ source('ops', 'load_batches') }}
         where object_name = '{{ object_name }}'
             and status = 'published'
-            and published_xid >= {{ previous_batch_cutoff() }}
+            and published_xid >= {{ previous_batch_cutoff() if since is none else since }}
         order by batch_id
     {%- endset -%}
     {{ return(run_query(query).columns[0].values() | list) }}

@@ -6,12 +6,13 @@
     (int_fx_rates__filled_daily), so every order from D on is recomputed.
 -#}
 
-{#- the first rate_date of an FX rate version in a batch this model has not consumed, or none -#}
-{% macro fx_rates_changed_from() -%}
+{#- the first rate_date of an FX rate version in a batch this model has not consumed (or published since the
+    cutoff `since`, macro new_batch_ids), or none -#}
+{% macro fx_rates_changed_from(since=none) -%}
     {%- if not execute -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set batch_ids = new_batch_ids('fx_rates') -%}
+    {%- set batch_ids = new_batch_ids('fx_rates', since) -%}
     {%- if not batch_ids -%}
         {{ return(none) }}
     {%- endif -%}
