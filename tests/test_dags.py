@@ -148,17 +148,24 @@ def _upstream(task) -> set[str]:
 
 def test_each_model_task_reports_the_tests_its_build_runs(dagbag):
     """A model's task waits for the tests of it that the group's build runs: the ones `dbt ls` selects with the
-    pipeline's selection (transform.build: no unit tests, none of transform.LEFT_OUT_TESTS)."""
+    pipeline's selection (transform.build: no unit tests, none of transform.LEFT_OUT_TESTS), which the builds
+    leave out by the tag their parsed manifest gives those tests (transform.LEFT_OUT_TAG)."""
     from crm_warehouse import transform
 
     dag = dagbag.dags["crm_transform"]
     core, marts = dag.get_task("dbt_core.dbt_producer_watcher"), dag.get_task("dbt_marts.dbt_producer_watcher")
-    for producer, selection in ((core, ["--exclude", *transform.MARTS.split(), *transform.LEFT_OUT_TESTS]),
-                                (marts, ["--select", *transform.MARTS.split(), "--exclude",
-                                         *transform.LEFT_OUT_TESTS])):
-        listed = transform.run_dbt("ls", "--resource-type", "test", "--output", "json", "--output-keys",
-                                   "unique_id", *selection, "--vars", json.dumps(transform.build_vars()))
-        selected = {json.loads(line)["unique_id"] for line in listed}
+    dbt_vars = json.dumps(transform.build_vars())
+
+    def listed_tests(selection: list[str], *left_out: str, manifest=None) -> set[str]:
+        listed = transform.run_dbt("ls", "--resource-type", "test", "--output", "json", "--output-keys", "unique_id",
+                                   *selection, *left_out, "--vars", dbt_vars, manifest=manifest)
+        return {json.loads(line)["unique_id"] for line in listed}
+
+    for producer, selection in ((core, ["--exclude", *transform.MARTS.split()]),
+                                (marts, ["--select", *transform.MARTS.split(), "--exclude"])):
+        selected = listed_tests(selection, *transform.LEFT_OUT_TESTS)
         reported = {test for tests in producer.model_tests.values() for test in tests}
         assert selected and reported == selected, (producer.task_id, reported ^ selected)
+        by_tag = listed_tests(selection, f"tag:{transform.LEFT_OUT_TAG}", manifest=transform._parsed_manifest(dbt_vars))
+        assert by_tag == selected, (producer.task_id, by_tag ^ selected)
         assert set(producer.model_tests) == set(producer.model_tasks)

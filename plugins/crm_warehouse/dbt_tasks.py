@@ -84,15 +84,10 @@ def model_tests(nodes: dict, models: set[str], *, last: bool) -> dict[str, set[s
 
 
 def _is_left_out(test: dict, nodes: dict) -> bool:
-    """transform.LEFT_OUT_TESTS: tests the models enforce themselves (constraints, row checks), and the ones the
-    load gate enforces (transform.GATE_ENFORCED_TAG)."""
-    if transform.GATE_ENFORCED_TAG in test.get("tags", []):
-        return True
-    name = (test.get("test_metadata") or {}).get("name")
-    parent = nodes.get(test.get("attached_node") or "", {}).get("config", {}).get("materialized")
-    severity = str(test.get("config", {}).get("severity", "error")).lower()
-    return parent in ("table", "incremental") and (
-        name == "not_null" or (name in transform.ERROR_SEVERITY_TESTS and severity == "error"))
+    """transform.is_left_out of a test of the rendered manifest."""
+    return transform.is_left_out((test.get("test_metadata") or {}).get("name"),
+                                 nodes.get(test.get("attached_node") or "", {}).get("config", {}).get("materialized"),
+                                 str(test.get("config", {}).get("severity", "error")), test.get("tags", []))
 
 
 def use_warehouse_profile(context: Any) -> None:

@@ -114,8 +114,21 @@ CONSTRAINED_TESTS = tuple(
 # that would fail them (models/staging/_crm__models.yml says why they cannot fail): 37 nodes, a fifth of a
 # one-day core build's time, which the pipeline's builds leave out; `dbt test` and `make test` run them
 GATE_ENFORCED_TAG = "load_gate_reference"
-# the tests the pipeline's builds leave out (dbt_tasks._is_left_out is the same rule)
+# the tests the pipeline's builds leave out, as dbt selectors (`dbt ls`, `dbt test`); is_left_out is the same rule
 LEFT_OUT_TESTS = (*CONSTRAINED_TESTS, f"tag:{GATE_ENFORCED_TAG}")
+# the builds leave them out by this tag, which _parsed_manifest gives them in the manifest it parses: dbt resolved
+# LEFT_OUT_TESTS' 114 selector parts in ~0.9 s a build (each config.materialized part selects every table model
+# and, eagerly, all its tests, once per test name), the tag in a few ms
+LEFT_OUT_TAG = "pipeline_left_out"
+
+
+def is_left_out(test_name: str | None, parent_materialized: str | None, severity: str, tags: list[str]) -> bool:
+    """LEFT_OUT_TESTS' rule for one data test: one the load gate enforces, or one its table or incremental model
+    enforces itself (a not_null test, or one of ERROR_SEVERITY_TESTS at severity error)."""
+    if GATE_ENFORCED_TAG in tags:
+        return True
+    return parent_materialized in ("table", "incremental") and (
+        test_name == "not_null" or (test_name in ERROR_SEVERITY_TESTS and severity.lower() == "error"))
 # dbt threads of the core build (the profile's 2, one per core, for the marts): an incremental core run
 # is ~500 small nodes whose time is mostly round trips and dbt's own work, which overlap; the marts are a
 # few heavy queries that only compete for the cores (measured at scale 10: core -4 s, marts +2.6 s at 4)
@@ -136,7 +149,7 @@ def build(*, select: str | None = None, exclude: str | None = None, as_of_date: 
     args = ["build", "--exclude-resource-type", "unit_test"]
     if select:
         args += ["--select", *select.split()]
-    args += ["--exclude", *(exclude.split() if exclude else []), *LEFT_OUT_TESTS]
+    args += ["--exclude", *(exclude.split() if exclude else []), f"tag:{LEFT_OUT_TAG}"]
     if threads:
         args += ["--threads", str(threads)]
     dbt_vars = json.dumps(build_vars(as_of_date))
@@ -157,11 +170,24 @@ def _parsed_manifest(dbt_vars: str):
         # no manifest.json: nothing reads the builds' one (the task groups render from their own, dbt_tasks), and
         # writing it cost ~1 s a run
         manifest = run_dbt("parse", "--vars", dbt_vars, "--no-write-json")
+        _tag_left_out_tests(manifest)
         # a build marks ephemeral models' CTEs as injected in the manifest it was given: no reuse then
         if any(node.config.materialized == "ephemeral" for node in manifest.nodes.values()):
             return manifest
         _PARSED[key] = manifest
     return _PARSED[key]
+
+
+def _tag_left_out_tests(manifest) -> None:
+    """LEFT_OUT_TAG on the data tests of LEFT_OUT_TESTS, in this in-memory manifest only (`dbt test` parses its own)."""
+    for node in manifest.nodes.values():
+        if node.resource_type != "test":
+            continue
+        parent = manifest.nodes.get(getattr(node, "attached_node", None) or "")
+        metadata = getattr(node, "test_metadata", None)
+        if is_left_out(metadata.name if metadata else None, parent.config.materialized if parent else None,
+                       str(node.config.severity), node.tags) and LEFT_OUT_TAG not in node.tags:
+            node.tags.append(LEFT_OUT_TAG)
 
 
 def build_vars(as_of_date: str | None = None) -> dict:
