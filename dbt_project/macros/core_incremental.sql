@@ -39,7 +39,10 @@
 
 
 {#- deal_ids: the deal, its stage history (every deal a changed history row is or was of), its account's
-    or customer's segment, or the FX rate of its close (open deals: creation) date -#}
+    or customer's segment, or the FX rate of its close (open deals: creation) date. Each branch is one the
+    planner can estimate from the columns' statistics: an "or" of two key lookups, or a coalesce of two dates,
+    it estimated at a third of all deals, and fct_deals then read the whole stage history and accounts
+    instead of looking its few hundred deals up (0.39 s -> 0.15 s at scale 10) -#}
 {% macro deals_to_refresh() -%}
     {%- set fx_from = fx_rates_changed_from() -%}
     {{ changed_keys('deals', 'deal_id') }}
@@ -48,10 +51,14 @@
     union
     select deal_id from {{ ref('stg_crm__deals') }}
     where account_id in ({{ changed_keys('accounts', 'account_id') }})
-        or customer_id in ({{ changed_keys('customers', 'customer_id') }})
+    union
+    select deal_id from {{ ref('stg_crm__deals') }}
+    where customer_id in ({{ changed_keys('customers', 'customer_id') }})
     {%- if fx_from %}
     union
-    select deal_id from {{ ref('stg_crm__deals') }} where coalesce(closed_date, created_date) >= '{{ fx_from }}'
+    -- coalesce(closed_date, created_date) >= the date
+    select deal_id from {{ ref('stg_crm__deals') }}
+    where closed_date >= '{{ fx_from }}' or (closed_date is null and created_date >= '{{ fx_from }}')
     {%- endif %}
 {%- endmacro %}
 
