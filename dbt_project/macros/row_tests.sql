@@ -62,7 +62,7 @@
     expression over a row (alias `tested`) that is never null and true exactly when the test would not
     return the row: nulls pass accepted_range and accepted_values and fail expression_is_true, and a
     test's `where` config limits it to the rows the condition holds for. transform.CONSTRAINED_TESTS
-    and dbt_tasks._is_constraint select the same tests.
+    and transform.is_left_out select the same tests.
 -#}
 {% macro row_test_checks(model_id) -%}
     {%- set checks = [] -%}
