@@ -20,7 +20,8 @@ from tests.conftest import query, scalar
 
 RECOVERY_SCALE, RECOVERY_SEED = 0.2, 3
 PIPELINE_SCALE, PIPELINE_SEED = 0.05, 11
-CORE_MODELS = ("+fct_orders", "+fct_refunds", "+fct_support_tickets", "+dim_customer", "+fct_activities")
+CORE_MODELS = ("+fct_orders", "+fct_refunds", "+fct_support_tickets", "+dim_customer", "+fct_activities",
+               "int_loaded_dates__summarized")
 
 
 def _fresh_database(embedded, name: str) -> str:

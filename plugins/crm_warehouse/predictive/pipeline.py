@@ -89,10 +89,17 @@ def _day(d: date) -> int:
 
 
 def default_as_of_date(conn: psycopg.Connection) -> date:
-    """The marts' default as-of date (int_loaded_dates__summarized): the latest order or activity day loaded."""
-    has_revenue = conn.execute("select bool_or(is_revenue_order) from core.fct_orders").fetchone()[0]
+    """The marts' default as-of date (int_loaded_dates__summarized): the latest order or activity day loaded.
+
+    Read from that one-row model when the core build made it, so the marts find their date's scores; computed
+    from the facts otherwise (their scans cost ~0.3 s at scale 10)."""
+    has_revenue = conn.execute("select exists (select from core.fct_orders where is_revenue_order)").fetchone()[0]
     if not has_revenue:
         raise ValueError("core.fct_orders has no revenue orders: build the core models before scoring")
+    if "latest_loaded_date" in relation_columns(conn, "intermediate", "int_loaded_dates__summarized"):
+        latest = conn.execute("select latest_loaded_date from intermediate.int_loaded_dates__summarized").fetchone()
+        if latest and latest[0]:
+            return latest[0]
     latest = conn.execute("select max(ordered_date) from core.fct_orders").fetchone()[0]
     if "occurred_date" in relation_columns(conn, "core", "fct_activities"):
         latest_activity = conn.execute("select max(occurred_date) from core.fct_activities").fetchone()[0]
