@@ -26,7 +26,8 @@ SNAPSHOT = "incremental_result"
 RUN_COLUMNS = {"_batch_cutoff_xid"}
 # the models of the marts build that are incremental across as-of days (macros/as_of_incremental.sql)
 AS_OF_MODELS = ("int_orders__revenue_as_of", "int_refunds__revenue_as_of", "int_customers__revenue_as_of",
-                "int_customers__activity_periods_as_of", "int_deals__state_as_of", "int_accounts__mrr_movements_as_of")
+                "int_customers__monthly_revenue_as_of", "int_customers__activity_periods_as_of",
+                "int_deals__state_as_of", "int_accounts__mrr_movements_as_of")
 AS_OF_DAILY = "mart_pipeline_daily tag:as_of"
 
 

@@ -17,16 +17,10 @@ as_of as (
 
 ),
 
-revenue_orders as (
+customer_months as (
 
-    select * from {{ ref('int_orders__revenue_as_of') }}
-
-),
-
--- the refunds reducing revenue, found once per run for several models
-revenue_refunds as (
-
-    select * from {{ ref('int_refunds__revenue_as_of') }}
+    -- revenue orders and refunds summed per customer and month once, kept up to date across days
+    select * from {{ ref('int_customers__monthly_revenue_as_of') }}
 
 ),
 
@@ -78,30 +72,19 @@ cohort_months as (
 
 ),
 
-monthly_orders as (
+monthly_revenue as (
 
+    -- one row per customer and month: a customer with an order in the month is active in it
     select
         customer_cohorts.cohort_month,
-        cast({{ dbt.date_trunc('month', 'revenue_orders.ordered_date') }} as date) as activity_month,
-        count(distinct revenue_orders.customer_id) as active_customers,
-        count(*) as order_count,
-        sum(revenue_orders.net_amount_reporting) as order_revenue_reporting
-    from revenue_orders
+        customer_months.revenue_month as activity_month,
+        count(case when customer_months.order_count > 0 then 1 end) as active_customers,
+        sum(customer_months.order_count) as order_count,
+        sum(customer_months.order_revenue_reporting) as order_revenue_reporting,
+        sum(customer_months.refund_amount_reporting) as refund_amount_reporting
+    from customer_months
     inner join customer_cohorts
-        on customer_cohorts.customer_id = revenue_orders.customer_id
-    group by 1, 2
-
-),
-
-monthly_refunds as (
-
-    select
-        customer_cohorts.cohort_month,
-        cast({{ dbt.date_trunc('month', 'revenue_refunds.refunded_date') }} as date) as activity_month,
-        sum(revenue_refunds.refund_amount_reporting) as refund_amount_reporting
-    from revenue_refunds
-    inner join customer_cohorts
-        on customer_cohorts.customer_id = revenue_refunds.customer_id
+        on customer_cohorts.customer_id = customer_months.customer_id
     group by 1, 2
 
 ),
@@ -113,17 +96,14 @@ joined as (
         cohort_months.activity_month,
         cohort_months.months_since_first_order,
         cohort_months.cohort_customers,
-        coalesce(monthly_orders.active_customers, 0) as active_customers,
-        coalesce(monthly_orders.order_count, 0) as order_count,
-        coalesce(monthly_orders.order_revenue_reporting, 0) as order_revenue_reporting,
-        coalesce(monthly_refunds.refund_amount_reporting, 0) as refund_amount_reporting
+        coalesce(monthly_revenue.active_customers, 0) as active_customers,
+        coalesce(monthly_revenue.order_count, 0) as order_count,
+        coalesce(monthly_revenue.order_revenue_reporting, 0) as order_revenue_reporting,
+        coalesce(monthly_revenue.refund_amount_reporting, 0) as refund_amount_reporting
     from cohort_months
-    left join monthly_orders
-        on monthly_orders.cohort_month = cohort_months.cohort_month
-        and monthly_orders.activity_month = cohort_months.activity_month
-    left join monthly_refunds
-        on monthly_refunds.cohort_month = cohort_months.cohort_month
-        and monthly_refunds.activity_month = cohort_months.activity_month
+    left join monthly_revenue
+        on monthly_revenue.cohort_month = cohort_months.cohort_month
+        and monthly_revenue.activity_month = cohort_months.activity_month
 
 ),
 

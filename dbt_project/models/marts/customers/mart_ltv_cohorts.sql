@@ -25,16 +25,10 @@ customers as (
 
 ),
 
-revenue_orders as (
+customer_months as (
 
-    select * from {{ ref('int_orders__revenue_as_of') }}
-
-),
-
--- the refunds reducing revenue, found once per run for several models
-revenue_refunds as (
-
-    select * from {{ ref('int_refunds__revenue_as_of') }}
+    -- revenue orders and refunds summed per customer and month once, kept up to date across days
+    select * from {{ ref('int_customers__monthly_revenue_as_of') }}
 
 ),
 
@@ -95,34 +89,16 @@ channel_spend as (
 
 ),
 
-customer_revenue as (
-
-    select
-        customer_id,
-        cast({{ dbt.date_trunc('month', 'ordered_date') }} as date) as revenue_month,
-        net_amount_reporting as amount_reporting
-    from revenue_orders
-
-    union all
-
-    select
-        customer_id,
-        cast({{ dbt.date_trunc('month', 'refunded_date') }} as date) as revenue_month,
-        -1 * refund_amount_reporting as amount_reporting
-    from revenue_refunds
-
-),
-
 monthly_revenue as (
 
     select
         customer_cohorts.acquisition_month,
         customer_cohorts.acquisition_channel,
-        customer_revenue.revenue_month,
-        sum(customer_revenue.amount_reporting) as net_revenue_reporting
-    from customer_revenue
+        customer_months.revenue_month,
+        sum(customer_months.order_revenue_reporting - customer_months.refund_amount_reporting) as net_revenue_reporting
+    from customer_months
     inner join customer_cohorts
-        on customer_cohorts.customer_id = customer_revenue.customer_id
+        on customer_cohorts.customer_id = customer_months.customer_id
     group by 1, 2, 3
 
 ),
