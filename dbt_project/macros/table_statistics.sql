@@ -11,6 +11,11 @@
     table, 1.4 s, ~10 s of each one-day core build in all. The run's rows are counted instead, through
     the column's index, and written into the column's statistics as its most common value with its
     exact frequency (pg_restore_attribute_stats, postgres 18; older servers sample the column).
+    A table built in full is sampled at var table_statistics_target (dbt_project.yml) instead of the server's
+    default_statistics_target (100: a 30,000-row sample, MCV lists and histograms of up to 100 entries): the
+    marts of ~100-260 k rows and 14-33 columns took 0.1-0.43 s each to analyze at 100 against a fifth of that at
+    30 (9,000 rows, 30 entries), ~1 s of a day's marts build at scale 10 (the statistics of every column are
+    computed from the sample, which is sorted once per column). null keeps the server's setting.
     A table built in full also opts out of autovacuum: it has no dead rows and its statistics are
     written here, so autovacuum would only re-read the fresh table in the background, competing for
     the cores with the rest of the run, and the next run's rename or drop of it waited up to 1 s
@@ -24,8 +29,16 @@
     {%- set materialized = config.get('materialized') -%}
     {%- set relation = this.include(database=false) -%}
     {%- if materialized == 'table' -%}
+        {%- set target = var('table_statistics_target', none) -%}
         alter table {{ relation }} set (autovacuum_enabled = false, toast.autovacuum_enabled = false);
+        {%- if target is not none %}
+        set local default_statistics_target = {{ target | int }};
+        {%- endif %}
         analyze {{ relation }}
+        {%- if target is not none -%}
+        ;
+        reset default_statistics_target
+        {%- endif %}
     {%- elif materialized == 'incremental' -%}
         do $analyze$
         declare
