@@ -400,6 +400,24 @@ def test_rebuilding_the_marts_as_of_the_first_run_reproduces_it(embedded, pipeli
     assert mart_digests(embedded.warehouse) == FIRST_RUN_MARTS
 
 
+def test_dbt_threads_keep_their_connection_from_node_to_node(embedded, pipeline):
+    """dbt closes a thread's connection after every node; the project's builds keep it (dbt_connections): a build
+    of many nodes opens one connection per thread, and dbt's own release is back afterwards."""
+    from dbt.adapters.base.connections import BaseConnectionManager
+
+    dbt_release = BaseConnectionManager.release
+    events: list[str] = []
+    transform.run_dbt("build", "--select", "stg_crm__products+", "--exclude", transform.MARTS,
+                      "--exclude-resource-type", "unit_test", "--threads", "2",
+                      "--vars", json.dumps(transform.build_vars()), "--no-write-json",
+                      on_event=lambda event: events.append(event.info.name))
+    nodes = events.count("NodeFinished")
+    assert nodes > 10
+    # the two threads' connections and dbt's master connection, each closed once when the invocation ends
+    assert events.count("ConnectionClosed") <= 3
+    assert BaseConnectionManager.release is dbt_release
+
+
 def test_a_bad_row_is_quarantined_and_the_rest_of_its_batch_published(embedded, pipeline):
     customer_id, other_id = [r[0] for r in query(embedded.source,
                                                  "select customer_id from crm.customers order by 1 limit 2")]

@@ -63,9 +63,12 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results
     (manifest=). results_path: where to write run_results.json when --no-write-json is given. dbt's env vars
     are set only for the invocation: PGOPTIONS makes every connection crm_transformer, which the loader's
     and the publisher's connections of this process must not be. on_event: also given every dbt event (the
-    DAG's model tasks' statuses, dbt_tasks).
+    DAG's model tasks' statuses, dbt_tasks). Each dbt thread keeps its connection from node to node
+    (dbt_connections).
     """
     from dbt.cli.main import dbtRunner
+
+    from crm_warehouse import dbt_connections
 
     command = [*args, "--no-use-colors", "--log-level", "none", "--log-level-file", dbt_file_log_level(),
                "--project-dir", str(project_dir()), "--profiles-dir", str(project_dir())]
@@ -73,7 +76,8 @@ def run_dbt(*args: str, warehouse_dsn: str | None = None, manifest=None, results
     failures: list[str] = []
     with settings.environment({**dbt_env(warehouse_dsn), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
         callbacks = [lambda event: _log_dbt_event(event, failures), *([on_event] if on_event else [])]
-        result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(command)
+        with dbt_connections.kept_per_thread():
+            result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(command)
     if results_path is not None and result.result is not None and hasattr(result.result, "write"):
         result.result.write(str(results_path))  # dbt's run_results.json, also after a failure
     if result.exception is not None and not isinstance(result.exception, Exception):
